@@ -1,0 +1,141 @@
+"""The ``doodle2anime`` command: one sub-command per verb.
+
+Training and export import torch lazily, so ``serve`` never loads it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from backend.settings import PROJECT_ROOT, get_settings
+
+log = logging.getLogger("doodle2anime")
+
+EXAMPLES = {
+    "serve": "  doodle2anime serve\n  doodle2anime serve --host 0.0.0.0 --port 8080",
+    "train": (
+        "  doodle2anime train --config training/configs/cpu_default.json --run-dir runs/cpu_default\n"
+        "  doodle2anime train --config training/configs/tiny.json --run-dir runs/tiny --set steps=20 --threads 2\n"
+        "  doodle2anime train --config training/configs/gpu.json --run-dir runs/gpu --device cuda\n"
+        "A run resumes from runs/NAME/checkpoints/latest.pt when it exists (--fresh starts over)."
+    ),
+    "export": (
+        "  doodle2anime export --run-dir runs/cpu_default --snapshots 10000,11000,12000 --out models/sketch2anime\n"
+        "  doodle2anime export --run-dir runs/tiny --out /tmp/tiny_model --name tiny"
+    ),
+}
+
+
+def _parse_set(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise SystemExit(f"--set expects KEY=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "backend.app:create_app",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_level=settings.log_level,
+    )
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from training.train_cyclegan import CycleGANConfig, CycleGANTrainer
+
+    raw = json.loads(Path(args.config).read_text()) if args.config else {}
+    raw.update(_parse_set(args.set))
+    config = CycleGANConfig.model_validate(raw)
+    run_dir = Path(args.run_dir)
+    data_dir = Path(args.data_dir) if args.data_dir else get_settings().data_dir
+    trainer = CycleGANTrainer(config, run_dir, data_dir, threads=args.threads, device=args.device)
+    bar = tqdm(total=config.steps, unit="step", dynamic_ncols=True, disable=args.quiet)
+
+    def on_progress(p):
+        bar.n = p.step
+        if p.losses:
+            bar.set_postfix({k: f"{v:.3f}" for k, v in p.losses.items() if k in ("G", "cycle", "D_A", "D_B")}, refresh=False)
+        bar.refresh()
+        if p.sample_path:
+            log.info("step %d: sample grid %s %s", p.step, p.sample_path, p.metrics)
+
+    metrics = trainer.run(on_progress, resume=not args.fresh)
+    bar.close()
+    print(json.dumps({"run_dir": str(run_dir), "step": trainer.step, "elapsed_s": round(trainer.elapsed, 1), **metrics}, indent=2))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from training.export import export_run
+
+    snapshots = [int(s) for s in args.snapshots.split(",")] if args.snapshots else None
+    manifest = export_run(
+        Path(args.run_dir), Path(args.out), name=args.name, version=args.version,
+        snapshots=snapshots, data_dir=Path(args.data_dir) if args.data_dir else get_settings().data_dir,
+    )
+    print(json.dumps({"out": str(args.out), "members": [m["file"] for m in manifest["members"]]}, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="doodle2anime", description="Draw a face, get an anime face.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_, description=help_, epilog="examples:\n" + EXAMPLES[name],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = add("serve", "Run the web app and REST API (ONNX Runtime; no torch).")
+    p.add_argument("--host", type=str, default=None, help="interface to bind (default: settings.host)")
+    p.add_argument("--port", type=int, default=None, help="port (default: settings.port)")
+    p.set_defaults(func=cmd_serve)
+
+    p = add("train", "Train a sketch->anime CycleGAN.")
+    p.add_argument("--config", type=str, default=None, help="JSON config file (fields of CycleGANConfig)")
+    p.add_argument("--set", type=str, action="append", default=[], metavar="KEY=VALUE", help="override one config field")
+    p.add_argument("--run-dir", type=str, required=True, help="where checkpoints, samples and logs go")
+    p.add_argument("--data-dir", type=str, default=None, help="data folder (default: settings.data_dir)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--device", type=str, default="cpu", help="torch device: cpu or cuda")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = add("export", "Export generator snapshots of a run to ONNX with a manifest.")
+    p.add_argument("--run-dir", type=str, required=True, help="the training run to export from")
+    p.add_argument("--out", type=str, required=True, help="model folder to write (manifest.json + member_*.onnx)")
+    p.add_argument("--snapshots", type=str, default=None, help="comma-separated snapshot steps (default: the latest checkpoint)")
+    p.add_argument("--name", type=str, default="sketch2anime", help="model name in the manifest")
+    p.add_argument("--version", type=str, default="1", help="model version in the manifest")
+    p.add_argument("--data-dir", type=str, default=None, help="data folder, for the manifest's data hashes")
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

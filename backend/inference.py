@@ -1,0 +1,120 @@
+"""Sketch-to-anime inference with ONNX Runtime (no torch in this process).
+
+``Ensemble`` loads every member of an exported model after checking its sha256 against the
+manifest and creates one inference session per member, once. ``ModelStore`` holds the serving
+ensemble behind a lock so a new one can replace it atomically: a request in flight keeps the
+ensemble it started with.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from backend.drawing import Drawing, render, simplify
+from backend.manifest import ModelManifest
+from backend.preprocess import bitmap_to_input, output_to_images
+
+log = logging.getLogger(__name__)
+
+_dlls_preloaded = False
+
+
+def _preload_cuda() -> None:
+    """Let onnxruntime-gpu find CUDA and cuDNN from the nvidia-* wheels, when they are installed."""
+    global _dlls_preloaded
+    if _dlls_preloaded:
+        return
+    _dlls_preloaded = True
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        try:
+            preload()
+        except Exception as exc:  # noqa: BLE001 - only a missing optional GPU runtime
+            log.debug("no CUDA libraries to preload: %s", exc)
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    index: int
+    label: str
+    step: int | None
+
+
+class Ensemble:
+    """The members of one exported model, ready to run."""
+
+    def __init__(self, folder: Path, providers: list[str], intra_op_threads: int = 0):
+        self.folder = Path(folder)
+        self.manifest = ModelManifest.load(self.folder)
+        self.manifest.verify(self.folder)  # refuses tampered or missing files
+        wanted = [p for p in providers if p in ort.get_available_providers()]
+        if not wanted:
+            wanted = ["CPUExecutionProvider"]
+        if "CUDAExecutionProvider" in wanted:
+            _preload_cuda()
+        opts = ort.SessionOptions()
+        if intra_op_threads:
+            opts.intra_op_num_threads = intra_op_threads
+        opts.log_severity_level = 3  # a missing CUDA runtime is reported below, once, in plain words
+        self.sessions = [
+            ort.InferenceSession(str(self.folder / m.file), sess_options=opts, providers=wanted)
+            for m in self.manifest.members
+        ]
+        self.providers = self.sessions[0].get_providers()
+        if "CUDAExecutionProvider" in wanted and "CUDAExecutionProvider" not in self.providers:
+            log.info("CUDA execution provider unavailable here; running on the CPU")
+        log.info("model %s v%s: %d members on %s", self.manifest.name, self.manifest.version,
+                 len(self.sessions), self.providers[0])
+        self.members = [
+            MemberInfo(i, m.label or f"variation {i + 1}", m.source.get("step"))
+            for i, m in enumerate(self.manifest.members)
+        ]
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def image_size(self) -> int:
+        return self.manifest.input.image_size
+
+    def bitmap(self, drawing: Drawing) -> np.ndarray:
+        """The numpy_bitmap this model reads for a drawing."""
+        spec = self.manifest.input
+        return render(simplify(drawing), spec.raster_size, line_diameter=spec.line_diameter, padding=spec.padding)
+
+    def translate(self, drawing: Drawing, members: list[int]) -> list[np.ndarray]:
+        """Anime faces (uint8 HxWx3 at the model's size), one per requested member."""
+        x = bitmap_to_input(self.bitmap(drawing), self.image_size)
+        out = []
+        for i in members:
+            y = self.sessions[i].run(None, {self.sessions[i].get_inputs()[0].name: x})[0]
+            out.append(output_to_images(y)[0])
+        return out
+
+
+class ModelStore:
+    """The ensemble that serves the drawing endpoint; swapped atomically."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._current: Ensemble | None = None
+        self.error: str | None = None
+
+    def get(self) -> Ensemble | None:
+        with self._lock:
+            return self._current
+
+    def load(self, folder: Path, providers: list[str], intra_op_threads: int = 0) -> Ensemble:
+        """Load and verify a model; only when that succeeds does it replace the current one."""
+        ensemble = Ensemble(folder, providers, intra_op_threads)
+        with self._lock:
+            self._current = ensemble
+            self.error = None
+        return ensemble

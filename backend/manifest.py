@@ -1,0 +1,102 @@
+"""Model manifests: what an exported model is, its input contract, where it came from, and the
+sha256 of every file. The server refuses a model whose files do not match their manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = 1
+
+
+class ModelIntegrityError(RuntimeError):
+    """A model file is missing or its sha256 differs from the manifest."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class TensorSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    image_size: int
+    channels: int = 3
+    layout: Literal["NCHW"] = "NCHW"
+    dtype: Literal["float32"] = "float32"
+    value_range: tuple[float, float] = (-1.0, 1.0)
+    description: str = ""
+
+
+class SketchInput(TensorSpec):
+    raster_size: int = 28          # strokes are rendered as a numpy_bitmap of this size first
+    line_diameter: float = 16.0    # in the 256-unit Quick, Draw! space
+    padding: float = 16.0
+    resize: Literal["bilinear"] = "bilinear"
+    polarity: Literal["dark-ink-on-white"] = "dark-ink-on-white"
+
+
+class Member(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    file: str
+    sha256: str
+    bytes: int
+    label: str = ""                              # shown to users ("variation 1", ...)
+    source: dict[str, Any] = Field(default_factory=dict)  # which snapshot / seed it came from
+    parity_max_abs_diff: float | None = None     # ONNX vs torch on the export check batch
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class ModelManifest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    format_version: int = MANIFEST_FORMAT
+    name: str
+    kind: str                       # e.g. "cyclegan-sketch2anime"
+    version: str
+    created: str                    # ISO 8601, UTC
+    input: SketchInput
+    output: TensorSpec
+    members: list[Member]
+    training: dict[str, Any] = Field(default_factory=dict)  # config, steps, hardware, wall time
+    data: list[dict[str, Any]] = Field(default_factory=list)  # data sets with their sha256
+    metrics: dict[str, float] = Field(default_factory=dict)
+    samples: str | None = None      # a sample grid beside the manifest
+
+    @classmethod
+    def load(cls, folder: Path) -> "ModelManifest":
+        path = Path(folder) / MANIFEST_NAME
+        if not path.is_file():
+            raise ModelIntegrityError(f"no {MANIFEST_NAME} in {folder}")
+        return cls.model_validate_json(path.read_text())
+
+    def save(self, folder: Path) -> Path:
+        path = Path(folder) / MANIFEST_NAME
+        path.write_text(json.dumps(self.model_dump(mode="json"), indent=2) + "\n")
+        return path
+
+    def verify(self, folder: Path) -> None:
+        """Check every member file against its sha256; raise ModelIntegrityError on any mismatch."""
+        if self.format_version != MANIFEST_FORMAT:
+            raise ModelIntegrityError(f"{self.name}: manifest format {self.format_version} is not {MANIFEST_FORMAT}")
+        if not self.members:
+            raise ModelIntegrityError(f"{self.name}: the manifest lists no model files")
+        for m in self.members:
+            path = Path(folder) / m.file
+            if Path(m.file).is_absolute() or ".." in Path(m.file).parts:
+                raise ModelIntegrityError(f"{self.name}: member path {m.file!r} leaves the model folder")
+            if not path.is_file():
+                raise ModelIntegrityError(f"{self.name}: {m.file} is missing")
+            digest = sha256_file(path)
+            if digest != m.sha256:
+                raise ModelIntegrityError(
+                    f"{self.name}: {m.file} has sha256 {digest[:12]}…, the manifest says {m.sha256[:12]}…; refusing it"
+                )

@@ -1,0 +1,90 @@
+"""Request and response bodies of the REST API."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from backend.drawing import MAX_STROKES, Drawing, DrawingError, parse_strokes
+
+
+class TranslateRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{
+                "strokes": [
+                    [[60, 40, 30, 40, 60, 90, 110, 100, 90, 60], [20, 30, 60, 90, 100, 95, 70, 40, 25, 20]],
+                    [[50, 52], [50, 52]],
+                    [[80, 82], [50, 52]],
+                    [[45, 65, 85], [75, 85, 75]],
+                ],
+                "member": 0,
+                "size": 256,
+                "response": "png",
+            }]
+        },
+    )
+
+    strokes: list[list[list[float]]] = Field(
+        ...,
+        max_length=MAX_STROKES,
+        description=(
+            "The drawing: a list of strokes. Each stroke is Quick, Draw! raw `[[x...], [y...], [t...]]` "
+            "or simplified `[[x...], [y...]]`, in any coordinate units (the drawing is normalised)."
+        ),
+    )
+    member: int | Literal["all"] = Field(
+        0, description="Which ensemble member (variation) to run, or \"all\" for every one."
+    )
+    size: int = Field(256, ge=28, le=1024, description="Side of the returned picture, in pixels.")
+    response: Literal["png", "json"] = Field(
+        "png", description="png: the picture (a horizontal strip when member is \"all\"); json: base64 PNGs."
+    )
+
+    @field_validator("strokes")
+    @classmethod
+    def _valid_drawing(cls, v: list) -> list:
+        try:
+            parse_strokes(v)
+        except DrawingError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+    def drawing(self) -> Drawing:
+        return parse_strokes(self.strokes)
+
+
+class TranslatedImage(BaseModel):
+    member: int
+    label: str
+    png_base64: str
+
+
+class TranslateResponse(BaseModel):
+    model: str
+    version: str
+    size: int
+    images: list[TranslatedImage]
+    elapsed_ms: float
+
+
+class MemberOut(BaseModel):
+    index: int
+    label: str
+    step: int | None
+
+
+class ModelOut(BaseModel):
+    name: str
+    kind: str
+    version: str
+    serving: bool
+    image_size: int
+    raster_size: int
+    members: list[MemberOut]
+    providers: list[str]
+    metrics: dict[str, float]
+    created: str
+    error: str | None = None

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Create .venv and install the project. Usage: scripts/setup.sh [serve|dev]
+#   serve: what the web app needs (no torch)
+#   dev:   everything: training (torch), tests (pytest, pycairo, Playwright) and the system
+#          packages the tests use (Debian's chromium, cairo headers for pycairo)
+# Re-running is cheap: it reinstalls only when pyproject.toml changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+profile="${1:-serve}"
+
+pick_python() {
+  for py in python3.11 python3; do
+    if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+      echo "$py"; return
+    fi
+  done
+  echo "doodle2anime needs Python 3.11 (python3.11 on PATH)" >&2
+  exit 1
+}
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "installing system packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+if [ "$profile" = "dev" ]; then
+  apt_install chromium libcairo2-dev pkg-config
+  extras=".[train,dev]"
+else
+  extras="."
+fi
+
+[ -x .venv/bin/python ] || "$(pick_python)" -m venv .venv
+stamp=".venv/.installed-$profile"
+want="$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e "$extras"
+  echo "$want" > "$stamp"
+fi

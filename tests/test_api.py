@@ -1,0 +1,147 @@
+"""The REST API with the shipped model: every accepted format, every kind of bad input."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from backend.app import create_app
+from backend.manifest import ModelManifest
+from backend.settings import Settings
+from training.data import doodle_to_raw, synthetic_doodle
+
+FACE_SIMPLE = [
+    [[60, 40, 30, 40, 60, 90, 110, 100, 90, 60], [20, 30, 60, 90, 100, 95, 70, 40, 25, 20]],
+    [[50, 52], [50, 52]],
+    [[80, 82], [50, 52]],
+    [[45, 65, 85], [75, 85, 75]],
+]
+FACE_RAW = [[x, y, [i * 10.0 for i in range(len(x))]] for x, y in FACE_SIMPLE]
+
+
+@pytest.fixture(scope="module")
+def client():
+    with TestClient(create_app(Settings())) as c:
+        yield c
+
+
+def _png(content: bytes) -> Image.Image:
+    assert content[:8] == b"\x89PNG\r\n\x1a\n"
+    return Image.open(io.BytesIO(content))
+
+
+def test_health_and_ready(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    r = client.get("/readyz")
+    assert r.status_code == 200 and r.json()["model"] == "sketch2anime"
+    assert r.json()["providers"][0] in ("CPUExecutionProvider", "CUDAExecutionProvider")
+
+
+def test_models_lists_the_shipped_ensemble(client):
+    models = client.get("/api/v1/models").json()
+    serving = [m for m in models if m["serving"]]
+    assert len(serving) == 1 and serving[0]["name"] == "sketch2anime"
+    assert len(serving[0]["members"]) >= 1
+
+
+@pytest.mark.parametrize("strokes", [FACE_SIMPLE, FACE_RAW], ids=["simplified", "raw"])
+@pytest.mark.parametrize("size", [64, 128, 256])
+def test_translate_formats_give_a_png_of_the_declared_size(client, strokes, size):
+    r = client.post("/api/v1/translate", json={"strokes": strokes, "size": size})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    img = _png(r.content)
+    assert img.size == (size, size) and img.mode == "RGB"
+    assert np.asarray(img).std() > 5  # a picture, not a flat colour
+
+
+def test_canvas_format_from_a_synthetic_doodle(client):
+    rng = np.random.default_rng(0)
+    strokes = doodle_to_raw(synthetic_doodle(rng), rng)
+    r = client.post("/api/v1/translate", json={"strokes": strokes})
+    assert r.status_code == 200 and _png(r.content).size == (256, 256)
+
+
+def test_all_members_as_json_and_as_a_strip(client):
+    n = len(client.get("/api/v1/models").json()[0]["members"])
+    r = client.post("/api/v1/translate", json={"strokes": FACE_RAW, "member": "all", "response": "json", "size": 64})
+    body = r.json()
+    assert r.status_code == 200 and body["model"] == "sketch2anime" and len(body["images"]) == n
+    for i, im in enumerate(body["images"]):
+        assert im["member"] == i and _png(base64.b64decode(im["png_base64"])).size == (64, 64)
+    strip = client.post("/api/v1/translate", json={"strokes": FACE_RAW, "member": "all", "size": 64})
+    assert _png(strip.content).size == (64 * n, 64)
+
+
+def test_same_drawing_same_picture_and_different_drawings_differ(client):
+    a = client.post("/api/v1/translate", json={"strokes": FACE_SIMPLE, "size": 64}).content
+    b = client.post("/api/v1/translate", json={"strokes": FACE_SIMPLE, "size": 64}).content
+    other = [[[0, 100, 200, 100, 0], [0, 200, 0, 100, 0]]]
+    c = client.post("/api/v1/translate", json={"strokes": other, "size": 64}).content
+    assert a == b and a != c
+
+
+BAD = {
+    "empty": ({"strokes": []}, "empty"),
+    "empty stroke": ({"strokes": [[[], []]]}, "no points"),
+    "ragged": ({"strokes": [[[1, 2, 3], [1, 2]]]}, "ragged"),
+    "ragged time": ({"strokes": [[[1, 2], [1, 2], [1]]]}, "ragged"),
+    "one row": ({"strokes": [[[1, 2]]]}, "must be"),
+    "absurd": ({"strokes": [[[1, 1e12], [1, 2]]]}, "beyond"),
+    "too many strokes": ({"strokes": [[[1], [1]]] * 300}, "at most 256"),
+    "too many points": ({"strokes": [[list(range(5000)), list(range(5000))]]}, "limit"),
+    "strings": ({"strokes": [[["a", "b"], [1, 2]]]}, "valid number"),
+    "no strokes": ({}, "Field required"),
+    "bad member": ({"strokes": FACE_SIMPLE, "member": 99}, "does not exist"),
+    "bad member word": ({"strokes": FACE_SIMPLE, "member": "some"}, "all"),
+    "bad size": ({"strokes": FACE_SIMPLE, "size": 5}, "greater than or equal"),
+    "huge size": ({"strokes": FACE_SIMPLE, "size": 1024}, "over the limit"),
+    "bad response": ({"strokes": FACE_SIMPLE, "response": "gif"}, "png"),
+    "extra field": ({"strokes": FACE_SIMPLE, "colour": "red"}, "Extra inputs"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD))
+def test_bad_input_is_a_422_that_says_why(client, name):
+    body, words = BAD[name]
+    r = client.post("/api/v1/translate", json=body)
+    assert r.status_code == 422, r.text
+    assert words in json.dumps(r.json()), r.text
+
+
+@pytest.mark.parametrize("raw", [b"NaN", b"{\"strokes\": [[[1, NaN], [1, 2]]]}",
+                                 b"{\"strokes\": [[[1, Infinity], [1, 2]]]}", b"{not json", b""])
+def test_malformed_or_non_finite_json_is_a_422(client, raw):
+    r = client.post("/api/v1/translate", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+
+
+def test_oversized_body_is_refused_before_parsing(client):
+    r = client.post("/api/v1/translate", content=b"[" + b"1," * 3_000_000 + b"1]",
+                    headers={"content-type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_openapi_documents_translate(client):
+    spec = client.get("/openapi.json").json()
+    assert "/api/v1/translate" in spec["paths"]
+    assert "strokes" in spec["components"]["schemas"]["TranslateRequest"]["properties"]
+
+
+def test_a_tampered_model_is_not_served(tmp_path):
+    shutil.copytree(Settings().models_dir / "sketch2anime", tmp_path / "sketch2anime")
+    m = ModelManifest.load(tmp_path / "sketch2anime")
+    with open(tmp_path / "sketch2anime" / m.members[0].file, "r+b") as f:
+        f.seek(1000)
+        f.write(b"\x00\x01\x02\x03")
+    with TestClient(create_app(Settings(models_dir=tmp_path))) as c:
+        r = c.get("/readyz")
+        assert r.status_code == 503 and "sha256" in r.json()["reason"]
+        t = c.post("/api/v1/translate", json={"strokes": FACE_SIMPLE})
+        assert t.status_code == 503 and "sha256" in t.json()["detail"]

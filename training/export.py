@@ -1,0 +1,150 @@
+"""Export sketch->anime generators of a training run to ONNX, with a manifest.
+
+Each member is exported with a dynamic batch axis and checked against torch on a batch of real
+held-out doodles before the manifest is written; a member whose ONNX output differs from torch
+by more than ``PARITY_TOLERANCE`` stops the export.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import platform
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from backend.manifest import Member, ModelManifest, SketchInput, TensorSpec, sha256_file
+from backend.preprocess import bitmap_to_input
+from training.cyclegan import ResnetGenerator
+from training.data import ANIME_ZIP, QUICKDRAW_NPY, load_quickdraw
+from training.train_cyclegan import CHECKPOINT_FORMAT, CycleGANConfig
+
+log = logging.getLogger(__name__)
+
+PARITY_TOLERANCE = 1e-4
+OPSET = 17
+
+
+class ExportError(RuntimeError):
+    pass
+
+
+def load_generator(path: Path) -> tuple[ResnetGenerator, CycleGANConfig, int]:
+    """The sketch->anime generator from a snapshot or a full checkpoint."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("format_version") != CHECKPOINT_FORMAT:
+        raise ExportError(f"{path}: unknown checkpoint format {state.get('format_version')}")
+    config = CycleGANConfig.model_validate(state["config"])
+    g = ResnetGenerator(3, 3, config.ngf, config.n_blocks)
+    g.load_state_dict(state["G_AB"])
+    g.eval()
+    return g, config, int(state["step"])
+
+
+def export_onnx(generator: torch.nn.Module, path: Path, image_size: int) -> None:
+    dummy = torch.zeros(1, 3, image_size, image_size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        generator, (dummy,), str(path), input_names=["sketch"], output_names=["anime"],
+        dynamic_axes={"sketch": {0: "batch"}, "anime": {0: "batch"}}, opset_version=OPSET, dynamo=False,
+    )
+
+
+def parity(generator: torch.nn.Module, path: Path, batch: np.ndarray) -> float:
+    """Largest |ONNX - torch| over a batch, on the CPU execution provider."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(["anime"], {"sketch": batch})[0]
+    with torch.no_grad():
+        want = generator(torch.from_numpy(batch)).numpy()
+    return float(np.abs(got - want).max())
+
+
+def _metrics_at(run_dir: Path, step: int) -> dict[str, float]:
+    path = run_dir / "metrics_log.jsonl"
+    if not path.is_file():
+        return {}
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        if row.get("step") == step:
+            return {k: float(v) for k, v in row.items() if k != "step"}
+    return {}
+
+
+def export_run(
+    run_dir: Path, out_dir: Path, *, name: str = "sketch2anime", version: str = "1",
+    snapshots: list[int] | None = None, data_dir: Path | None = None,
+) -> dict:
+    """Export members (snapshot steps, or the latest checkpoint) into ``out_dir`` with a manifest."""
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    if snapshots:
+        sources = [run_dir / "snapshots" / f"step_{s:07d}.pt" for s in snapshots]
+    else:
+        sources = [run_dir / "checkpoints" / "latest.pt"]
+    missing = [str(p) for p in sources if not p.is_file()]
+    if missing:
+        raise ExportError(f"not found: {', '.join(missing)}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    check = None
+    members: list[Member] = []
+    config = None
+    for i, src in enumerate(sources):
+        g, cfg, step = load_generator(src)
+        if config is not None and cfg.model_dump(exclude={"steps", "decay_steps"}) != config.model_dump(exclude={"steps", "decay_steps"}):
+            raise ExportError("ensemble members must share one architecture and data contract")
+        config = cfg
+        if check is None:
+            if data_dir is not None:
+                check = bitmap_to_input(load_quickdraw(data_dir, "holdout")[:8], cfg.image_size)
+            else:
+                check = np.random.default_rng(0).uniform(-1, 1, (4, 3, cfg.image_size, cfg.image_size)).astype(np.float32)
+        path = out_dir / f"member_{i}.onnx"
+        export_onnx(g, path, cfg.image_size)
+        diff = parity(g, path, check)
+        if diff > PARITY_TOLERANCE:
+            raise ExportError(f"{path.name}: ONNX differs from torch by {diff:.2e} (> {PARITY_TOLERANCE:g})")
+        members.append(Member(
+            file=path.name, sha256=sha256_file(path), bytes=path.stat().st_size,
+            label=f"variation {i + 1}", source={"checkpoint": src.name, "step": step},
+            parity_max_abs_diff=diff, metrics=_metrics_at(run_dir, step),
+        ))
+        log.info("exported %s (step %d, parity %.2e)", path, step, diff)
+    assert config is not None
+    data = []
+    if data_dir is not None:
+        for rel in (ANIME_ZIP, QUICKDRAW_NPY):
+            p = Path(data_dir) / rel
+            if p.is_file():
+                data.append({"path": str(rel), "sha256": sha256_file(p)})
+    samples = None
+    grids = sorted((run_dir / "samples").glob("step_*.png"))
+    if grids:
+        shutil.copy(grids[-1], out_dir / "samples.png")
+        samples = "samples.png"
+    final_metrics = {}
+    if (run_dir / "metrics.json").is_file():
+        final_metrics = {k: float(v) for k, v in json.loads((run_dir / "metrics.json").read_text()).items() if k != "step"}
+    wall = None
+    log_path = run_dir / "loss_log.jsonl"
+    if log_path.is_file():
+        lines = log_path.read_text().splitlines()
+        if lines:
+            wall = json.loads(lines[-1]).get("elapsed")
+    manifest = ModelManifest(
+        name=name, kind="cyclegan-sketch2anime", version=version,
+        created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+        input=SketchInput(name="sketch", image_size=config.image_size, raster_size=config.raster_size,
+                          description="Quick, Draw! bitmap, resized, dark ink (-1) on white (+1), 3 equal channels"),
+        output=TensorSpec(name="anime", image_size=config.image_size, description="RGB anime face in [-1, 1]"),
+        members=members,
+        training={"config": config.model_dump(mode="json"), "run": run_dir.name, "wall_time_s": wall,
+                  "torch": torch.__version__, "machine": platform.machine(), "opset": OPSET},
+        data=data, metrics=final_metrics, samples=samples,
+    )
+    manifest.save(out_dir)
+    return manifest.model_dump(mode="json")

@@ -1,0 +1,423 @@
+"""CycleGAN training: sketch domain (A) <-> anime faces (B).
+
+Losses as in the papers: LSGAN adversarial loss, cycle L1 (lambda_cycle), identity L1
+(lambda_identity * lambda_cycle), a 50-image history pool for the discriminators, Adam (lr 2e-4,
+beta1 0.5), constant learning rate then linear decay to zero.
+
+Reproducibility: every step draws its data and pool decisions from a generator seeded by
+(seed, step), so a run resumed from a checkpoint takes exactly the step an uninterrupted run
+would have taken. A checkpoint holds weights, optimizer state, pools, step, elapsed time, config
+and a format version, and loads with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from backend.preprocess import bitmap_to_input, output_to_images
+from training.cyclegan import PatchDiscriminator, ResnetGenerator, init_weights
+from training.data import (
+    SketchMix,
+    SketchSource,
+    edge_sketches,
+    load_anime_faces,
+    load_quickdraw,
+    render_doodle,
+    synthetic_doodle,
+)
+from training.progress import Progress, ProgressCallback, TrainingCancelled
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = 1
+
+
+class MixConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    quickdraw: float = Field(0.5, ge=0)
+    synthetic: float = Field(0.4, ge=0)
+    edges: float = Field(0.1, ge=0)
+
+    def to_mix(self) -> SketchMix:
+        return SketchMix(self.quickdraw, self.synthetic, self.edges)
+
+
+class CycleGANConfig(BaseModel):
+    """Everything that determines a CycleGAN run; written as JSON beside every checkpoint."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    image_size: int = Field(64, ge=16, le=512)      # side of the images the networks see
+    raster_size: int = Field(28, ge=16, le=512)     # sketches are rendered here, then resized
+    ngf: int = Field(32, ge=4, le=256)              # generator width
+    ndf: int = Field(64, ge=4, le=256)              # discriminator width
+    n_blocks: int = Field(6, ge=1, le=16)           # residual blocks in each generator
+    batch_size: int = Field(1, ge=1, le=256)
+    steps: int = Field(20000, ge=1)                 # total optimisation steps
+    decay_steps: int = Field(10000, ge=0)           # linear decay to 0 over the last decay_steps
+    lr: float = Field(2e-4, gt=0, le=1)
+    beta1: float = Field(0.5, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    lambda_cycle: float = Field(10.0, ge=0)
+    lambda_identity: float = Field(0.5, ge=0)       # relative to lambda_cycle
+    pool_size: int = Field(50, ge=0)
+    flip: bool = True                               # random horizontal flips, both domains
+    mix: MixConfig = MixConfig()                    # what the sketch domain is made of
+    anime_limit: int | None = Field(None, ge=1)     # use only the first N anime faces
+    seed: int = 0
+    log_every: int = Field(50, ge=1)
+    sample_every: int = Field(1000, ge=1)
+    checkpoint_every: int = Field(500, ge=1)
+    snapshot_every: int = Field(0, ge=0)            # save the sketch->anime G every N steps (0: never)
+    eval_count: int = Field(200, ge=0)              # held-out doodles used for periodic metrics
+
+    @model_validator(mode="after")
+    def _check(self) -> "CycleGANConfig":
+        if self.decay_steps > self.steps:
+            raise ValueError("decay_steps cannot exceed steps")
+        return self
+
+    def lr_at(self, step: int) -> float:
+        """Constant, then linear decay to zero over the last ``decay_steps``."""
+        start = self.steps - self.decay_steps
+        if step < start or self.decay_steps == 0:
+            return self.lr
+        return self.lr * max(0.0, 1.0 - (step - start) / self.decay_steps)
+
+
+class ImagePool:
+    """History of generated images (Shrivastava et al.): the discriminator sees old fakes too."""
+
+    def __init__(self, size: int, images: torch.Tensor | None = None):
+        self.size = size
+        self.images: list[torch.Tensor] = list(images) if images is not None else []
+
+    def query(self, batch: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        if self.size == 0:
+            return batch
+        out = []
+        for img in batch.detach():
+            if len(self.images) < self.size:
+                self.images.append(img.clone())
+                out.append(img)
+            elif rng.random() > 0.5:
+                i = int(rng.integers(self.size))
+                out.append(self.images[i].clone())
+                self.images[i] = img.clone()
+            else:
+                out.append(img)
+        return torch.stack(out)
+
+    def state(self) -> torch.Tensor:
+        return torch.stack(self.images) if self.images else torch.empty(0)
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _atomic_save(obj: object, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def fixed_sample_inputs(data_dir: Path, config: CycleGANConfig, n_real: int = 8, n_synth: int = 8) -> np.ndarray:
+    """The fixed sketches every sample grid shows: held-out real doodles and seeded synthetic ones."""
+    real = load_quickdraw(data_dir, "holdout")[:: max(1, 400 // n_real)][:n_real]
+    rng = np.random.default_rng(12345)
+    synth = np.stack([render_doodle(synthetic_doodle(rng), config.raster_size) for _ in range(n_synth)])
+    if real.shape[1] != config.raster_size:
+        real = np.stack([np.asarray(Image.fromarray(r).resize((config.raster_size,) * 2, Image.Resampling.BILINEAR)) for r in real])
+    return np.concatenate([real, synth])
+
+
+def sample_grid(sketches: np.ndarray, outputs: np.ndarray, columns: int = 8) -> Image.Image:
+    """Pairs of rows: sketches (as dark ink on white) above the anime faces made from them."""
+    size = outputs.shape[1]
+    sk = [np.asarray(Image.fromarray(255 - s).resize((size, size), Image.Resampling.BILINEAR).convert("RGB")) for s in sketches]
+    rows = []
+    for start in range(0, len(outputs), columns):
+        rows.append(np.concatenate(sk[start : start + columns], axis=1))
+        rows.append(np.concatenate(list(outputs[start : start + columns]), axis=1))
+    return Image.fromarray(np.concatenate(rows, axis=0))
+
+
+class CycleGANTrainer:
+    """Owns the networks, optimisers, pools and the loop. ``run()`` trains to ``config.steps``."""
+
+    def __init__(self, config: CycleGANConfig, run_dir: Path, data_dir: Path, *, threads: int = 0, device: str = "cpu"):
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.data_dir = Path(data_dir)
+        if threads:
+            torch.set_num_threads(threads)
+        seed_everything(config.seed)
+        c = config
+        self.G_AB = ResnetGenerator(3, 3, c.ngf, c.n_blocks)  # sketch -> anime
+        self.G_BA = ResnetGenerator(3, 3, c.ngf, c.n_blocks)  # anime -> sketch
+        self.D_A = PatchDiscriminator(3, c.ndf)
+        self.D_B = PatchDiscriminator(3, c.ndf)
+        self.device = torch.device(device)
+        for net in (self.G_AB, self.G_BA, self.D_A, self.D_B):
+            init_weights(net)
+            net.to(self.device)
+        betas = (c.beta1, c.beta2)
+        self.opt_G = torch.optim.Adam(list(self.G_AB.parameters()) + list(self.G_BA.parameters()), lr=c.lr, betas=betas)
+        self.opt_D = torch.optim.Adam(list(self.D_A.parameters()) + list(self.D_B.parameters()), lr=c.lr, betas=betas)
+        self.pool_A = ImagePool(c.pool_size)
+        self.pool_B = ImagePool(c.pool_size)
+        self.step = 0
+        self.elapsed = 0.0
+        self._data_loaded = False
+
+    # -- data -------------------------------------------------------------------------------
+
+    def _load_data(self) -> None:
+        if self._data_loaded:
+            return
+        c = self.config
+        faces = load_anime_faces(self.data_dir, c.image_size, c.anime_limit)
+        self.anime = faces
+        qd = load_quickdraw(self.data_dir, "train") if c.mix.quickdraw > 0 else None
+        if qd is not None and c.raster_size != 28:
+            qd = np.stack([np.asarray(Image.fromarray(q).resize((c.raster_size,) * 2, Image.Resampling.BILINEAR)) for q in qd])
+        edges = None
+        if c.mix.edges > 0:
+            small = faces if c.image_size == 64 else load_anime_faces(self.data_dir, 64, c.anime_limit)
+            edges = edge_sketches(small, c.raster_size)
+        self.sketches = SketchSource(c.mix.to_mix(), qd, edges, c.raster_size)
+        self.holdout = load_quickdraw(self.data_dir, "holdout")
+        self.fixed = fixed_sample_inputs(self.data_dir, c)
+        self._data_loaded = True
+        log.info("data: %d anime faces, sketch mix %s", len(faces), c.mix.model_dump())
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, np.random.Generator]:
+        """The (sketch, anime) batch of a step, and the step's generator for later draws."""
+        c = self.config
+        rng = np.random.default_rng([c.seed, step])
+        a = bitmap_to_input(self.sketches.sample(rng, c.batch_size), c.image_size)
+        b = self.anime[rng.integers(len(self.anime), size=c.batch_size)].astype(np.float32) / 127.5 - 1.0
+        b = b.transpose(0, 3, 1, 2)
+        if c.flip:
+            fa = rng.random(c.batch_size) < 0.5
+            fb = rng.random(c.batch_size) < 0.5
+            a[fa] = a[fa][..., ::-1]
+            b[fb] = b[fb][..., ::-1]
+        return (torch.from_numpy(np.ascontiguousarray(a)).to(self.device),
+                torch.from_numpy(np.ascontiguousarray(b)).to(self.device), rng)
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "latest.pt"
+
+    def save_checkpoint(self) -> Path:
+        state = {
+            "format_version": CHECKPOINT_FORMAT,
+            "kind": "cyclegan",
+            "config": self.config.model_dump(mode="json"),
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "G_AB": self.G_AB.state_dict(),
+            "G_BA": self.G_BA.state_dict(),
+            "D_A": self.D_A.state_dict(),
+            "D_B": self.D_B.state_dict(),
+            "opt_G": self.opt_G.state_dict(),
+            "opt_D": self.opt_D.state_dict(),
+            "pool_A": self.pool_A.state(),
+            "pool_B": self.pool_B.state(),
+        }
+        _atomic_save(state, self.checkpoint_path)
+        return self.checkpoint_path
+
+    def load_checkpoint(self, path: Path | None = None) -> bool:
+        path = Path(path) if path else self.checkpoint_path
+        if not path.is_file():
+            return False
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if state.get("format_version") != CHECKPOINT_FORMAT or state.get("kind") != "cyclegan":
+            raise ValueError(f"{path} is not a CycleGAN checkpoint of format {CHECKPOINT_FORMAT}")
+        saved = CycleGANConfig.model_validate(state["config"])
+        if saved != self.config:
+            diff = {k for k, v in saved.model_dump().items() if self.config.model_dump()[k] != v}
+            raise ValueError(f"checkpoint {path} was made with a different config (differs in: {sorted(diff)})")
+        for name in ("G_AB", "G_BA", "D_A", "D_B", "opt_G", "opt_D"):
+            getattr(self, name).load_state_dict(state[name])
+        self.pool_A = ImagePool(self.config.pool_size, state["pool_A"].to(self.device) if len(state["pool_A"]) else None)
+        self.pool_B = ImagePool(self.config.pool_size, state["pool_B"].to(self.device) if len(state["pool_B"]) else None)
+        self.step = int(state["step"])
+        self.elapsed = float(state["elapsed"])
+        log.info("resumed from %s at step %d", path, self.step)
+        return True
+
+    def save_snapshot(self) -> Path:
+        path = self.run_dir / "snapshots" / f"step_{self.step:07d}.pt"
+        _atomic_save(
+            {"format_version": CHECKPOINT_FORMAT, "kind": "cyclegan-G_AB", "step": self.step,
+             "config": self.config.model_dump(mode="json"), "G_AB": self.G_AB.state_dict()},
+            path,
+        )
+        return path
+
+    # -- one step ---------------------------------------------------------------------------
+
+    def train_step(self, step: int) -> dict[str, float]:
+        c = self.config
+        for g in self.opt_G.param_groups + self.opt_D.param_groups:
+            g["lr"] = c.lr_at(step)
+        real_A, real_B, rng = self.batch(step)
+        # Generators.
+        for d in (self.D_A, self.D_B):
+            d.requires_grad_(False)
+        self.opt_G.zero_grad(set_to_none=True)
+        fake_B = self.G_AB(real_A)
+        rec_A = self.G_BA(fake_B)
+        fake_A = self.G_BA(real_B)
+        rec_B = self.G_AB(fake_A)
+        pred_fB, pred_fA = self.D_B(fake_B), self.D_A(fake_A)
+        loss_gan = F.mse_loss(pred_fB, torch.ones_like(pred_fB)) + F.mse_loss(pred_fA, torch.ones_like(pred_fA))
+        loss_cycle = (F.l1_loss(rec_A, real_A) + F.l1_loss(rec_B, real_B)) * c.lambda_cycle
+        if c.lambda_identity > 0:
+            loss_idt = (F.l1_loss(self.G_AB(real_B), real_B) + F.l1_loss(self.G_BA(real_A), real_A)) * c.lambda_cycle * c.lambda_identity
+        else:
+            loss_idt = torch.zeros(())
+        loss_G = loss_gan + loss_cycle + loss_idt
+        loss_G.backward()
+        self.opt_G.step()
+        # Discriminators, on pooled fakes.
+        for d in (self.D_A, self.D_B):
+            d.requires_grad_(True)
+        self.opt_D.zero_grad(set_to_none=True)
+        losses_D = []
+        for D, real, fake, pool in ((self.D_A, real_A, fake_A, self.pool_A), (self.D_B, real_B, fake_B, self.pool_B)):
+            old = pool.query(fake, rng)
+            p_real, p_fake = D(real), D(old)
+            loss = 0.5 * (F.mse_loss(p_real, torch.ones_like(p_real)) + F.mse_loss(p_fake, torch.zeros_like(p_fake)))
+            loss.backward()
+            losses_D.append(loss.item())
+        self.opt_D.step()
+        return {
+            "G": loss_G.item(), "G_gan": loss_gan.item(), "cycle": loss_cycle.item(),
+            "identity": loss_idt.item(), "D_A": losses_D[0], "D_B": losses_D[1],
+        }
+
+    # -- evaluation and samples -------------------------------------------------------------
+
+    @torch.no_grad()
+    def translate(self, bitmaps: np.ndarray, batch: int = 32) -> np.ndarray:
+        self.G_AB.eval()
+        out = []
+        for i in range(0, len(bitmaps), batch):
+            x = torch.from_numpy(bitmap_to_input(bitmaps[i : i + batch], self.config.image_size)).to(self.device)
+            out.append(self.G_AB(x).cpu().numpy())
+        self.G_AB.train()
+        return np.concatenate(out)
+
+    @torch.no_grad()
+    def evaluate(self, count: int) -> dict[str, float]:
+        """Held-out real doodles: how well the cycle returns them, and how much outputs differ.
+
+        ``holdout_cycle_l1``: mean |G_BA(G_AB(x)) - x| in [-1, 1] units (lower keeps more of the
+        drawing). ``output_diversity``: mean L1 between outputs for different doodles (near 0
+        means mode collapse: every drawing gives the same face).
+        """
+        if count <= 0:
+            return {}
+        sketches = self.holdout[:count]
+        x = torch.from_numpy(bitmap_to_input(sketches, self.config.image_size)).to(self.device)
+        self.G_AB.eval(), self.G_BA.eval()
+        fake = torch.cat([self.G_AB(x[i : i + 32]) for i in range(0, len(x), 32)])
+        rec = torch.cat([self.G_BA(fake[i : i + 32]) for i in range(0, len(fake), 32)])
+        self.G_AB.train(), self.G_BA.train()
+        flat = fake.flatten(1)
+        div = torch.cdist(flat, flat, p=1) / flat.shape[1]
+        n = len(flat)
+        return {
+            "holdout_cycle_l1": F.l1_loss(rec, x).item(),
+            "output_diversity": (div.sum() / max(n * (n - 1), 1)).item(),
+        }
+
+    def write_sample(self) -> Path:
+        outputs = output_to_images(self.translate(self.fixed))
+        path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sample_grid(self.fixed, outputs).save(path)
+        return path
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self, callback: ProgressCallback | None = None, *, resume: bool = True, stop_at: int | None = None) -> dict[str, float]:
+        """Train until ``config.steps`` (or ``stop_at``); returns the final held-out metrics."""
+        c = self.config
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.json").write_text(json.dumps(c.model_dump(mode="json"), indent=2))
+        if resume:
+            self.load_checkpoint()
+        self._load_data()
+        end = min(c.steps, stop_at) if stop_at else c.steps
+        log_path = self.run_dir / "loss_log.jsonl"
+        acc: dict[str, float] = {}
+        n_acc = 0
+        steps_per_epoch = max(1, len(self.anime) // c.batch_size)
+        t_last = time.perf_counter()
+        rate_steps, rate_time = 0, 0.0
+        while self.step < end:
+            losses = self.train_step(self.step)
+            self.step += 1
+            now = time.perf_counter()
+            dt = now - t_last
+            t_last = now
+            self.elapsed += dt
+            rate_steps, rate_time = rate_steps + 1, rate_time + dt
+            for k, v in losses.items():
+                acc[k] = acc.get(k, 0.0) + v
+            n_acc += 1
+            sample = ckpt = None
+            metrics: dict[str, float] = {}
+            averaged = {k: v / n_acc for k, v in acc.items()}
+            if self.step % c.log_every == 0 or self.step == end:
+                with open(log_path, "a") as f:
+                    f.write(json.dumps({"step": self.step, "elapsed": round(self.elapsed, 2), "lr": c.lr_at(self.step - 1), **averaged}) + "\n")
+                acc, n_acc = {}, 0
+            if self.step % c.sample_every == 0 or self.step == end:
+                sample = self.write_sample()
+                metrics = self.evaluate(c.eval_count)
+                if metrics:
+                    with open(self.run_dir / "metrics_log.jsonl", "a") as f:
+                        f.write(json.dumps({"step": self.step, **metrics}) + "\n")
+            if c.snapshot_every and self.step % c.snapshot_every == 0:
+                self.save_snapshot()
+            if self.step % c.checkpoint_every == 0 or self.step == end:
+                ckpt = self.save_checkpoint()
+            rate = rate_time / rate_steps
+            progress = Progress(
+                step=self.step, total_steps=c.steps, epoch=self.step / steps_per_epoch,
+                elapsed_s=self.elapsed, eta_s=rate * (c.steps - self.step), losses=averaged,
+                sample_path=sample, checkpoint_path=ckpt, metrics=metrics,
+            )
+            if callback is not None:
+                try:
+                    callback(progress)
+                except TrainingCancelled:
+                    self.save_checkpoint()
+                    raise
+        final = self.evaluate(len(self.holdout))
+        (self.run_dir / "metrics.json").write_text(json.dumps({"step": self.step, **final}, indent=2))
+        return final
