@@ -23,6 +23,9 @@ EXAMPLES = {
         "  doodle2anime train --config training/configs/gpu.json --run-dir runs/gpu --device cuda\n"
         "A run resumes from runs/NAME/checkpoints/latest.pt when it exists (--fresh starts over)."
     ),
+    "report": (
+        "  doodle2anime report --run-dir runs/cpu_default --model models/sketch2anime --out docs/img/cpu_default"
+    ),
     "export": (
         "  doodle2anime export --run-dir runs/cpu_default --snapshots 10000,11000,12000 --out models/sketch2anime\n"
         "  doodle2anime export --run-dir runs/tiny --out /tmp/tiny_model --name tiny"
@@ -96,6 +99,21 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from training.report import holdout_checks, holdout_grid, loss_curves
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data_dir = Path(args.data_dir) if args.data_dir else get_settings().data_dir
+    loss_curves(Path(args.run_dir), out / "loss_curves.png")
+    holdout_grid(Path(args.model), data_dir, out / "holdout_grid.png", count=args.columns)
+    holdout_grid(Path(args.model), data_dir, out / "holdout_grid_2.png", count=args.columns, start=args.columns)
+    checks = holdout_checks(Path(args.model), data_dir)
+    (out / "holdout_checks.json").write_text(json.dumps(checks, indent=2) + "\n")
+    print(json.dumps(checks, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="doodle2anime", description="Draw a face, get an anime face.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -128,6 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", type=str, default="1", help="model version in the manifest")
     p.add_argument("--data-dir", type=str, default=None, help="data folder, for the manifest's data hashes")
     p.set_defaults(func=cmd_export)
+
+    p = add("report", "Loss curves, a held-out doodle grid and held-out checks for a write-up.")
+    p.add_argument("--run-dir", type=str, required=True, help="the training run (for its loss log)")
+    p.add_argument("--model", type=str, required=True, help="the exported model folder")
+    p.add_argument("--out", type=str, required=True, help="folder for the figures and checks JSON")
+    p.add_argument("--columns", type=int, default=16, help="held-out doodles per grid")
+    p.add_argument("--data-dir", type=str, default=None, help="data folder (default: settings.data_dir)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

@@ -91,11 +91,15 @@ class Ensemble:
 
     def translate(self, drawing: Drawing, members: list[int]) -> list[np.ndarray]:
         """Anime faces (uint8 HxWx3 at the model's size), one per requested member."""
-        x = bitmap_to_input(self.bitmap(drawing), self.image_size)
+        return [faces[0] for faces in self.translate_bitmaps(self.bitmap(drawing), members)]
+
+    def translate_bitmaps(self, bitmaps: np.ndarray, members: list[int]) -> list[np.ndarray]:
+        """numpy_bitmaps (N, H, W) to faces: one uint8 (N, S, S, 3) array per requested member."""
+        x = bitmap_to_input(bitmaps, self.image_size)
         out = []
         for i in members:
-            y = self.sessions[i].run(None, {self.sessions[i].get_inputs()[0].name: x})[0]
-            out.append(output_to_images(y)[0])
+            sess = self.sessions[i]
+            out.append(output_to_images(sess.run(None, {sess.get_inputs()[0].name: x})[0]))
         return out
 
 
