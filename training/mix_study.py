@@ -9,7 +9,7 @@ Measures (all on held-out real doodles):
   downloaded here). It is NOT an FID and is not comparable to published numbers; it only ranks
   our own runs against each other: lower means closer to the anime faces' statistics.
 
-Usage: python -m training.mix_study --steps 1500 --out runs/mix_study --parallel 2
+Usage: python -m training.mix_study --steps 2000 --ngf 16 --out runs/mix_study --parallel 2
 """
 
 from __future__ import annotations
@@ -63,13 +63,13 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
 
 
-def _train_one(args: tuple[str, dict, int, str, str, int]) -> str:
-    name, mix, steps, out, data_dir, threads = args
+def _train_one(args: tuple[str, dict, int, int, str, str, int]) -> str:
+    name, mix, steps, ngf, out, data_dir, threads = args
     from training.export import export_run
     from training.train_cyclegan import CycleGANConfig, CycleGANTrainer
 
     base = json.loads((Path(__file__).parent / "configs" / "cpu_default.json").read_text())
-    base.update(steps=steps, decay_steps=steps // 2, mix=mix, snapshot_every=0,
+    base.update(steps=steps, decay_steps=steps // 2, mix=mix, ngf=ngf, snapshot_every=0,
                 sample_every=max(steps // 3, 1), checkpoint_every=max(steps // 6, 1), eval_count=100)
     run = Path(out) / name
     CycleGANTrainer(CycleGANConfig.model_validate(base), run, Path(data_dir), threads=threads).run()
@@ -81,8 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     from backend.settings import get_settings
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=1500, help="training steps per mix")
+    p.add_argument("--steps", type=int, default=2000, help="training steps per mix")
     p.add_argument("--out", type=str, default="runs/mix_study", help="folder for the runs and results.json")
+    p.add_argument("--ngf", type=int, default=16, help="generator width (the shipped model uses 32)")
     p.add_argument("--parallel", type=int, default=2, help="runs trained at once (one thread each)")
     p.add_argument("--only", type=str, default=None, help="comma-separated mix names (default: all)")
     p.add_argument("--data-dir", type=str, default=None)
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in MIXES]
     if unknown:
         raise SystemExit(f"unknown mix {unknown}; valid: {', '.join(MIXES)}")
-    jobs = [(n, MIXES[n], args.steps, args.out, str(data_dir), 1 if args.parallel > 1 else 2) for n in names]
+    jobs = [(n, MIXES[n], args.steps, args.ngf, args.out, str(data_dir), 1 if args.parallel > 1 else 2) for n in names]
     todo = [j for j in jobs if not (Path(args.out) / j[0] / "model" / "manifest.json").is_file()]
     if todo:
         with mp.get_context("spawn").Pool(max(1, args.parallel)) as pool:
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         run = Path(args.out) / n
         model = run / "model"
         faces = Ensemble(model, ["CPUExecutionProvider"]).translate_bitmaps(doodles, [0])[0]
-        row = {"mix": MIXES[n], "steps": args.steps, "rf_fd": frechet_distance(random_features(faces), ref)}
+        row = {"mix": MIXES[n], "steps": args.steps, "ngf": args.ngf, "rf_fd": frechet_distance(random_features(faces), ref)}
         row.update(json.loads((run / "metrics.json").read_text()))
         checks = holdout_checks(model, data_dir)
         row.update({k: checks[k] for k in ("follow_score", "diversity_l1")})
