@@ -22,12 +22,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backend.preprocess import bitmap_to_input, output_to_images
 from training.cyclegan import PatchDiscriminator, ResnetGenerator, init_weights
+from training.config import CycleGANConfig, MixConfig  # noqa: F401 - re-exported
 from training.data import (
-    SketchMix,
     SketchSource,
     edge_sketches,
     load_anime_faces,
@@ -40,59 +39,6 @@ from training.progress import Progress, ProgressCallback, TrainingCancelled
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
-
-
-class MixConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    quickdraw: float = Field(0.5, ge=0)
-    synthetic: float = Field(0.4, ge=0)
-    edges: float = Field(0.1, ge=0)
-
-    def to_mix(self) -> SketchMix:
-        return SketchMix(self.quickdraw, self.synthetic, self.edges)
-
-
-class CycleGANConfig(BaseModel):
-    """Everything that determines a CycleGAN run; written as JSON beside every checkpoint."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    image_size: int = Field(64, ge=16, le=512)      # side of the images the networks see
-    raster_size: int = Field(28, ge=16, le=512)     # sketches are rendered here, then resized
-    ngf: int = Field(32, ge=4, le=256)              # generator width
-    ndf: int = Field(64, ge=4, le=256)              # discriminator width
-    n_blocks: int = Field(6, ge=1, le=16)           # residual blocks in each generator
-    batch_size: int = Field(1, ge=1, le=256)
-    steps: int = Field(20000, ge=1)                 # total optimisation steps
-    decay_steps: int = Field(10000, ge=0)           # linear decay to 0 over the last decay_steps
-    lr: float = Field(2e-4, gt=0, le=1)
-    beta1: float = Field(0.5, ge=0, lt=1)
-    beta2: float = Field(0.999, ge=0, lt=1)
-    lambda_cycle: float = Field(10.0, ge=0)
-    lambda_identity: float = Field(0.5, ge=0)       # relative to lambda_cycle
-    pool_size: int = Field(50, ge=0)
-    flip: bool = True                               # random horizontal flips, both domains
-    mix: MixConfig = MixConfig()                    # what the sketch domain is made of
-    anime_limit: int | None = Field(None, ge=1)     # use only the first N anime faces
-    seed: int = 0
-    log_every: int = Field(50, ge=1)
-    sample_every: int = Field(1000, ge=1)
-    checkpoint_every: int = Field(500, ge=1)
-    snapshot_every: int = Field(0, ge=0)            # save the sketch->anime G every N steps (0: never)
-    eval_count: int = Field(200, ge=0)              # held-out doodles used for periodic metrics
-
-    @model_validator(mode="after")
-    def _check(self) -> "CycleGANConfig":
-        if self.decay_steps > self.steps:
-            raise ValueError("decay_steps cannot exceed steps")
-        return self
-
-    def lr_at(self, step: int) -> float:
-        """Constant, then linear decay to zero over the last ``decay_steps``."""
-        start = self.steps - self.decay_steps
-        if step < start or self.decay_steps == 0:
-            return self.lr
-        return self.lr * max(0.0, 1.0 - (step - start) / self.decay_steps)
 
 
 class ImagePool:
