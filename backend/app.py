@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import logging
@@ -16,8 +17,12 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
 
+from backend import admin, auth
+from backend.db import crud
+from backend.db.session import make_engine, make_sessionmaker, upgrade_database
 from backend.inference import Ensemble, ModelStore
 from backend.manifest import ModelIntegrityError, ModelManifest
+from backend.serving import ServingWatcher
 from backend.schemas import MemberOut, ModelOut, TranslatedImage, TranslateRequest, TranslateResponse
 from backend.settings import PROJECT_ROOT, Settings, get_settings
 
@@ -35,6 +40,28 @@ def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def api_client(request: Request) -> int | None:
+    """Calls without a key are the drawing page's (open to kids); calls with ``X-API-Key`` are
+    other apps': the key must exist and not be revoked (401), and keeps to its per-minute limit
+    (429). Returns the key's id, or None for anonymous calls."""
+    plain = request.headers.get("x-api-key")
+    if plain is None:
+        return None
+    Session = request.app.state.Session
+    if Session is None:
+        raise HTTPException(status_code=503, detail="API keys cannot be checked: the database is not available")
+    with Session() as db:
+        key = crud.find_api_key(db, plain_key=plain.strip())
+        if key is None:
+            raise HTTPException(status_code=401, detail="unknown or revoked API key")
+        allowed, reset = request.app.state.rate_limiter.hit(f"key:{key.id}", key.rate_limit_per_minute)
+        if not allowed:
+            raise HTTPException(status_code=429, detail=f"rate limit of {key.rate_limit_per_minute} requests per minute "
+                                f"reached for this key; try again in {reset} s", headers={"Retry-After": str(reset)})
+        crud.record_api_key_use(db, api_key=key)
+        return key.id
+
+
 StoreDep = Annotated[ModelStore, Depends(_store)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 
@@ -45,18 +72,74 @@ def _png(image: Image.Image) -> bytes:
     return buf.getvalue()
 
 
+def _open_database(app: FastAPI, settings: Settings) -> bool:
+    """Migrate the database, make the session factory and the first admin; False when it fails."""
+    try:
+        upgrade_database(settings.database_url)
+        engine = make_engine(settings.database_url)
+        app.state.engine = engine
+        app.state.Session = make_sessionmaker(engine)
+        app.state.db_error = None
+    except Exception as exc:  # noqa: BLE001 - drawing must keep working without the database
+        app.state.db_error = str(exc)
+        log.error("the database at %s is not available; the admin API is off: %s",
+                  make_url_safe(settings.database_url), exc)
+        return False
+    try:
+        from backend.datasets import register_builtin
+
+        with app.state.Session() as session:
+            added = register_builtin(session, settings.data_dir, settings.datasets_dir)
+        if added:
+            log.info("registered built-in data sets: %s", ", ".join(added))
+    except Exception:  # noqa: BLE001 - a missing data folder must not stop the app
+        log.exception("could not register the built-in data sets")
+    if settings.admin_username and settings.admin_password:
+        with app.state.Session() as session:
+            try:
+                crud.create_admin(session, username=settings.admin_username, password=settings.admin_password)
+                log.info("created the admin %r from the settings", settings.admin_username)
+            except ValueError:
+                pass  # exists already
+    return True
+
+
+def make_url_safe(url: str) -> str:
+    """The database URL without its password, for logs."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001
+        return "(unparseable URL)"
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        folder = settings.models_dir / settings.default_model
+        poller = None
+        if _open_database(app, settings):
+            watcher = ServingWatcher(app.state.store, app.state.Session, settings)
+            app.state.watcher = watcher
+            await asyncio.to_thread(watcher.check)
+            if settings.model_poll_s > 0:
+                poller = asyncio.create_task(watcher.run(settings.model_poll_s))
+        else:  # no database: the bundled model serves, and the admin API answers 503
+            folder = settings.models_dir / settings.default_model
+            try:
+                app.state.store.load(folder, settings.providers, settings.intra_op_threads)
+            except (ModelIntegrityError, OSError, ValueError) as exc:
+                app.state.store.error = str(exc)
+                log.error("no model is serving: %s", exc)
         try:
-            app.state.store.load(folder, settings.providers, settings.intra_op_threads)
-        except (ModelIntegrityError, OSError, ValueError) as exc:
-            app.state.store.error = str(exc)
-            log.error("no model is serving: %s", exc)
-        yield
+            yield
+        finally:
+            if poller is not None:
+                poller.cancel()
+            if getattr(app.state, "engine", None) is not None:
+                app.state.engine.dispose()
 
     app = FastAPI(
         title="doodle2anime",
@@ -71,6 +154,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = ModelStore()
+    app.state.Session = None
+    app.state.db_error = "starting"
+    app.state.secret = auth.secret_key(settings)
+    app.state.rate_limiter = auth.RateLimiter(settings.redis_url)
+    app.include_router(admin.build_router(settings))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -83,8 +171,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.middleware("http")
     async def limit_body(request: Request, call_next):
         length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return JSONResponse(status_code=413, content={"detail": f"request body over {MAX_BODY_BYTES} bytes"})
+        # Data-set uploads have their own, larger limit, checked while they stream in.
+        limit = settings.upload_max_bytes + 1024 * 1024 if request.url.path == "/api/v1/admin/datasets" else MAX_BODY_BYTES
+        if length is not None and length.isdigit() and int(length) > limit:
+            return JSONResponse(status_code=413, content={"detail": f"request body over {limit} bytes"})
         return await call_next(request)
 
     @app.get("/healthz", tags=["health"], summary="The process is up.")
@@ -132,10 +222,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             200: {"content": {"image/png": {}, "application/json": {}},
                   "description": "A PNG (default) or JSON with base64 PNGs (`response: json`)."},
             422: {"description": "The drawing is invalid; `detail` says what is wrong."},
+            401: {"description": "An `X-API-Key` was sent but is unknown or revoked."},
+            429: {"description": "The API key's per-minute limit is reached (see `Retry-After`)."},
             503: {"description": "No model is loaded."},
         },
     )
-    def translate(body: TranslateRequest, store: StoreDep, cfg: SettingsDep):
+    def translate(body: TranslateRequest, store: StoreDep, cfg: SettingsDep,
+                  _client: Annotated[int | None, Depends(api_client)]):
         ens: Ensemble | None = store.get()  # this request keeps this ensemble even if it is swapped
         if ens is None:
             raise HTTPException(status_code=503, detail=f"no model is serving: {store.error or 'loading'}")

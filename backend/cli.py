@@ -23,11 +23,21 @@ EXAMPLES = {
         "  doodle2anime train --config training/configs/gpu.json --run-dir runs/gpu --device cuda\n"
         "A run resumes from runs/NAME/checkpoints/latest.pt when it exists (--fresh starts over)."
     ),
+    "worker": (
+        "  doodle2anime worker                      # both queues, one job at a time\n"
+        "  REDIS_URL=redis://127.0.0.1:6379/0 doodle2anime worker --queues training\n"
+        "Without REDIS_URL the worker and the API share an embedded broker (a SQLite file under var/)."
+    ),
+    "admin": (
+        "  doodle2anime admin create --username alice          # asks for the password twice\n"
+        "  printf 'secret\\n' | doodle2anime admin create --username alice --password-stdin\n"
+        "  doodle2anime admin list"
+    ),
     "report": (
         "  doodle2anime report --run-dir runs/cpu_default --model models/sketch2anime --out docs/img/cpu_default"
     ),
     "export": (
-        "  doodle2anime export --run-dir runs/cpu_default --snapshots 10000,11000,12000 --out models/sketch2anime\n"
+        "  doodle2anime export --run-dir runs/cpu_default --snapshots 6000,7000,8000 --out models/sketch2anime\n"
         "  doodle2anime export --run-dir runs/tiny --out /tmp/tiny_model --name tiny"
     ),
 }
@@ -114,6 +124,61 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from backend.jobs.celery_app import QUEUES
+    from backend.jobs.tasks import celery_app
+
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+    unknown = sorted(set(queues) - set(QUEUES))
+    if unknown:
+        raise SystemExit(f"unknown queue(s) {', '.join(unknown)}; valid: {', '.join(QUEUES)}")
+    argv = ["worker", "--queues", ",".join(queues), "--concurrency", str(args.concurrency),
+            "--loglevel", args.loglevel, "--without-gossip", "--without-mingle"]
+    if args.concurrency == 1:
+        argv += ["--pool", "solo"]  # one job at a time in this process: heartbeats and cancel stay simple
+    if args.hostname:
+        argv += ["--hostname", args.hostname]
+    celery_app.worker_main(argv)
+    return 0
+
+
+def cmd_admin(args: argparse.Namespace) -> int:
+    import getpass
+
+    from backend.db import crud
+    from backend.db.session import make_engine, make_sessionmaker, upgrade_database
+
+    settings = get_settings()
+    upgrade_database(settings.database_url)
+    engine = make_engine(settings.database_url)
+    with make_sessionmaker(engine)() as session:
+        if args.action == "list":
+            from sqlalchemy import select
+
+            from backend.db.models import AdminUser
+
+            for a in session.scalars(select(AdminUser).order_by(AdminUser.id)):
+                print(f"{a.id}\t{a.username}\t{'disabled' if a.disabled else 'enabled'}")
+            return 0
+        if not args.username:
+            raise SystemExit("admin create needs --username")
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = getpass.getpass("password: ")
+            if password != getpass.getpass("again: "):
+                raise SystemExit("the two passwords differ")
+        if len(password) < 8:
+            raise SystemExit("choose a password of at least 8 characters")
+        try:
+            admin = crud.create_admin(session, username=args.username, password=password)
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
+        print(f"admin {admin.username!r} created (id {admin.id})")
+    engine.dispose()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="doodle2anime", description="Draw a face, get an anime face.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -126,6 +191,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", type=str, default=None, help="interface to bind (default: settings.host)")
     p.add_argument("--port", type=int, default=None, help="port (default: settings.port)")
     p.set_defaults(func=cmd_serve)
+
+    p = add("worker", "Run a job worker (Celery) for training and sampling jobs.")
+    p.add_argument("--queues", type=str, default="training,sampling", help="comma-separated queues to take jobs from")
+    p.add_argument("--concurrency", type=int, default=1, help="jobs at once (1: in this process)")
+    p.add_argument("--hostname", type=str, default=None, help="worker name, e.g. gpu1@%%h")
+    p.add_argument("--loglevel", type=str, default="info")
+    p.set_defaults(func=cmd_worker)
+
+    p = add("admin", "Create or list dashboard admins.")
+    p.add_argument("action", choices=["create", "list"])
+    p.add_argument("--username", type=str, default=None)
+    p.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    p.set_defaults(func=cmd_admin)
 
     p = add("train", "Train a sketch->anime CycleGAN.")
     p.add_argument("--config", type=str, default=None, help="JSON config file (fields of CycleGANConfig)")

@@ -49,10 +49,22 @@ class MemberInfo:
 class Ensemble:
     """The members of one exported model, ready to run."""
 
-    def __init__(self, folder: Path, providers: list[str], intra_op_threads: int = 0):
+    def __init__(self, folder: Path, providers: list[str], intra_op_threads: int = 0,
+                 extra_folders: list[Path] | None = None):
+        """``extra_folders``: other exported models whose members join this ensemble as more
+        variations; they must read the same input (size, line width, padding)."""
         self.folder = Path(folder)
         self.manifest = ModelManifest.load(self.folder)
         self.manifest.verify(self.folder)  # refuses tampered or missing files
+        files = [(self.folder / m.file, m.label, m.source.get("step")) for m in self.manifest.members]
+        for extra in extra_folders or []:
+            other = ModelManifest.load(Path(extra))
+            other.verify(Path(extra))
+            if other.input != self.manifest.input:
+                raise ValueError(f"{extra} reads a different input ({other.input}) than {self.folder} "
+                                 f"({self.manifest.input}); it cannot join the ensemble")
+            files += [(Path(extra) / m.file, f"{other.name} v{other.version}: {m.label or 'variation'}",
+                       m.source.get("step")) for m in other.members]
         wanted = [p for p in providers if p in ort.get_available_providers()]
         if not wanted:
             wanted = ["CPUExecutionProvider"]
@@ -63,18 +75,15 @@ class Ensemble:
             opts.intra_op_num_threads = intra_op_threads
         opts.log_severity_level = 3  # a missing CUDA runtime is reported below, once, in plain words
         self.sessions = [
-            ort.InferenceSession(str(self.folder / m.file), sess_options=opts, providers=wanted)
-            for m in self.manifest.members
+            ort.InferenceSession(str(path), sess_options=opts, providers=wanted) for path, _, _ in files
         ]
         self.providers = self.sessions[0].get_providers()
         if "CUDAExecutionProvider" in wanted and "CUDAExecutionProvider" not in self.providers:
             log.info("CUDA execution provider unavailable here; running on the CPU")
         log.info("model %s v%s: %d members on %s", self.manifest.name, self.manifest.version,
                  len(self.sessions), self.providers[0])
-        self.members = [
-            MemberInfo(i, m.label or f"variation {i + 1}", m.source.get("step"))
-            for i, m in enumerate(self.manifest.members)
-        ]
+        self.members = [MemberInfo(i, label or f"variation {i + 1}", step)
+                        for i, (_, label, step) in enumerate(files)]
 
     @property
     def name(self) -> str:
@@ -115,9 +124,10 @@ class ModelStore:
         with self._lock:
             return self._current
 
-    def load(self, folder: Path, providers: list[str], intra_op_threads: int = 0) -> Ensemble:
+    def load(self, folder: Path, providers: list[str], intra_op_threads: int = 0,
+             extra_folders: list[Path] | None = None) -> Ensemble:
         """Load and verify a model; only when that succeeds does it replace the current one."""
-        ensemble = Ensemble(folder, providers, intra_op_threads)
+        ensemble = Ensemble(folder, providers, intra_op_threads, extra_folders)
         with self._lock:
             self._current = ensemble
             self.error = None

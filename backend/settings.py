@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +36,61 @@ class Settings(BaseSettings):
     #: Largest picture the API will return, in pixels per side.
     max_output_size: int = Field(default=512, ge=64, le=2048)
 
-    @field_validator("data_dir", "models_dir")
+    # -- the job queue -----------------------------------------------------------------------
+    #: Redis for the Celery broker and result backend. Empty: an embedded broker on a SQLite
+    #: file (kombu's SQLAlchemy transport), which needs no server.
+    redis_url: str = Field(default="", validation_alias=AliasChoices("D2A_REDIS_URL", "REDIS_URL"))
+    #: Where the embedded broker keeps its messages when no Redis is configured.
+    broker_db: Path = PROJECT_ROOT / "var" / "broker.db"
+    #: Seconds a delivered job may stay unacknowledged before the broker hands it out again;
+    #: longer than the longest job (a dead worker's jobs are recovered by heartbeat instead).
+    visibility_timeout_s: int = Field(default=24 * 3600, ge=60)
+    #: A running job whose worker has not written a heartbeat for this long is taken over.
+    job_stale_after_s: int = Field(default=60, ge=5)
+    #: Training runs of jobs (checkpoints, samples, logs), one folder per job.
+    runs_dir: Path = PROJECT_ROOT / "var" / "runs"
+    #: Models exported by finished jobs, one folder per model version.
+    job_models_dir: Path = PROJECT_ROOT / "var" / "models"
+
+    # -- the database --------------------------------------------------------------------------
+    #: SQLAlchemy URL of the database of jobs, model versions, data sets, admins and API keys:
+    #: a SQLite file by default (its folder is created), or
+    #: ``postgresql+psycopg://user:password@host:5432/name``.
+    database_url: str = Field(
+        default="sqlite:///" + str(PROJECT_ROOT / "var" / "doodle2anime.db"),
+        validation_alias=AliasChoices("D2A_DATABASE_URL", "DATABASE_URL"),
+    )
+
+    # -- data sets ---------------------------------------------------------------------------
+    #: Uploaded data sets (one folder each) and the previews of the built-in ones.
+    datasets_dir: Path = PROJECT_ROOT / "var" / "datasets"
+    #: Largest upload accepted, in bytes.
+    upload_max_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
+    #: Largest total an uploaded zip may unpack to, in bytes (zip bombs are refused).
+    upload_max_unpacked_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
+    #: Most files in an uploaded zip (or drawings in an ndjson file).
+    upload_max_files: int = Field(default=100_000, ge=1)
+
+    # -- admins and serving -----------------------------------------------------------------
+    #: Key that signs admin sessions. Empty: one is generated on first use and kept in
+    #: ``secret_key_file`` (mode 0600), so restarts keep sessions. Set it when several API
+    #: processes run on different machines. Hidden from the settings' repr.
+    secret_key: str = Field(default="", repr=False)
+    #: Where the generated key is kept when ``secret_key`` is empty.
+    secret_key_file: Path = PROJECT_ROOT / "var" / "secret_key"
+    #: Seconds an admin login lasts.
+    session_ttl_s: int = Field(default=12 * 3600, ge=60)
+    #: Failed or not, login attempts allowed per client address per minute.
+    login_attempts_per_minute: int = Field(default=10, ge=1)
+    #: The first admin, created at start-up when both are set and no admin of that name exists.
+    #: Prefer ``doodle2anime admin create``; there is no default password.
+    admin_username: str = ""
+    admin_password: str = ""
+    #: Seconds between checks of which model version the database says should serve (0: never).
+    model_poll_s: float = Field(default=5.0, ge=0)
+
+    @field_validator("data_dir", "models_dir", "broker_db", "runs_dir", "job_models_dir", "datasets_dir",
+                     "secret_key_file")
     @classmethod
     def _from_project_root(cls, v: Path) -> Path:
         return v if v.is_absolute() else (PROJECT_ROOT / v).resolve()

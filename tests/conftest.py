@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import sys
 from pathlib import Path
 
@@ -9,6 +10,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # test helpers (cairo_reference)
+
+# The suite never touches the project's own var/ (database, broker, runs, secret): everything
+# stateful goes to one scratch folder per test session, set before any settings are read.
+# Subprocesses started by tests inherit these variables.
+_STATE = Path(tempfile.mkdtemp(prefix="d2a-tests-"))
+os.environ.setdefault("D2A_DATABASE_URL", f"sqlite:///{_STATE / 'test.db'}")
+os.environ.setdefault("D2A_BROKER_DB", str(_STATE / "broker.db"))
+os.environ.setdefault("D2A_RUNS_DIR", str(_STATE / "runs"))
+os.environ.setdefault("D2A_JOB_MODELS_DIR", str(_STATE / "models"))
+os.environ.setdefault("D2A_SECRET_KEY", "test-secret-not-for-production")
+os.environ.setdefault("D2A_MODEL_POLL_S", "0.5")
 
 
 @pytest.fixture(scope="session")

@@ -102,3 +102,59 @@ def test_image_pool_mixes_history_and_is_bounded():
         assert out.shape == (1, 1, 2, 2)
     assert len(pool.images) == 2
     assert ImagePool(0).query(torch.ones(1, 1), rng).sum() == 1
+
+
+@pytest.mark.parametrize("options", [
+    dict(optimizer="sgd", momentum=0.8, weight_decay=1e-4, lr_d=1e-4),
+    dict(schedule="cyclic", cycle_steps=4, sharpness=1.0, fuzzy_labels=True, minibatch_discrimination=True),
+], ids=["sgd-weight-decay-separate-lr", "cyclic-sharpness-fuzzy-minibatch"])
+def test_paper_options_train(tmp_path, data_dir, options):
+    """Each hyper-parameter the papers vary is used by the trainer: the optimiser kind, its
+    learning rates per network, and the D architecture change; two steps stay finite and move."""
+    torch.set_num_threads(2)
+    config = CycleGANConfig(**{**TINY, "snapshot_every": 0}, **options)
+    trainer = CycleGANTrainer(config, tmp_path / "run", data_dir)
+    expect_opt = torch.optim.SGD if config.optimizer == "sgd" else torch.optim.Adam
+    assert isinstance(trainer.opt_G, expect_opt) and isinstance(trainer.opt_D, expect_opt)
+    assert trainer.opt_D.param_groups[0]["weight_decay"] == config.weight_decay
+    assert (trainer.D_A.head is not None) == config.minibatch_discrimination
+    before = _params(trainer)
+    events = []
+    trainer.run(events.append)
+    assert all(torch.isfinite(torch.tensor(list(e.losses.values()))).all() for e in events)
+    after = _params(trainer)
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("D_A"))
+    g_lr, d_lr = trainer.opt_G.param_groups[0]["lr"], trainer.opt_D.param_groups[0]["lr"]
+    assert g_lr == pytest.approx(config.lr_at(1, config.lr))
+    assert d_lr == pytest.approx(config.lr_at(1, config.lr_d or config.lr))
+
+
+def test_cyclic_schedule_shape():
+    c = CycleGANConfig(lr=1e-3, schedule="cyclic", cycle_steps=100, steps=1000, decay_steps=0)
+    assert c.lr_at(0) == pytest.approx(1e-4)      # each cycle starts at 10 %
+    assert c.lr_at(50) == pytest.approx(1e-3)     # peaks half way
+    assert c.lr_at(100) == pytest.approx(1e-4)    # and starts again
+    assert c.lr_at(25) == pytest.approx(c.lr_at(75))
+
+
+def test_a_run_can_be_lengthened_when_its_past_is_unchanged(tmp_path, data_dir):
+    """steps 3 / decay 1 and steps 4 / decay 2 give the same rate to steps 0 and 1, so a run
+    stopped at step 2 under the first may go on under the second, and ends where a straight run
+    of the second does; a change that alters a past step's rate is refused."""
+    torch.set_num_threads(1)
+    short = CycleGANConfig(**{**TINY, "steps": 3, "decay_steps": 1})
+    long = CycleGANConfig(**{**TINY, "steps": 4, "decay_steps": 2})
+    straight = CycleGANTrainer(long, tmp_path / "a", data_dir)
+    straight.run()
+    CycleGANTrainer(short, tmp_path / "b", data_dir).run(stop_at=2)
+    (tmp_path / "b" / "loss_log.jsonl").open("a").write('{"step": 3, "G": 0}\n')  # a lost step's line
+    resumed = CycleGANTrainer(long, tmp_path / "b", data_dir)
+    resumed.run()
+    a, b = _params(straight), _params(resumed)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "b" / "loss_log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+    changed_past = CycleGANConfig(**{**TINY, "steps": 4, "decay_steps": 4})  # decays from step 0
+    with pytest.raises(ValueError, match="decay_steps"):
+        CycleGANTrainer(changed_past, tmp_path / "b", data_dir).load_checkpoint()

@@ -3,6 +3,8 @@ before it is queued. Written as JSON beside every checkpoint and export."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from training.data import SketchMix
@@ -31,13 +33,24 @@ class CycleGANConfig(BaseModel):
     batch_size: int = Field(1, ge=1, le=256)
     steps: int = Field(20000, ge=1)                 # total optimisation steps
     decay_steps: int = Field(10000, ge=0)           # linear decay to 0 over the last decay_steps
-    lr: float = Field(2e-4, gt=0, le=1)
-    beta1: float = Field(0.5, ge=0, lt=1)
-    beta2: float = Field(0.999, ge=0, lt=1)
-    lambda_cycle: float = Field(10.0, ge=0)
-    lambda_identity: float = Field(0.5, ge=0)       # relative to lambda_cycle
-    pool_size: int = Field(50, ge=0)
-    flip: bool = True                               # random horizontal flips, both domains
+    lr: float = Field(2e-4, gt=0, le=1, description="learning rate of the generators")
+    lr_d: float | None = Field(None, gt=0, le=1, description="learning rate of the discriminators (empty: same as lr)")
+    optimizer: Literal["adam", "sgd"] = Field("adam", description="Adam, or SGD with momentum")
+    beta1: float = Field(0.5, ge=0, lt=1, description="Adam beta1")
+    beta2: float = Field(0.999, ge=0, lt=1, description="Adam beta2")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
+    weight_decay: float = Field(0.0, ge=0, le=0.1, description="L2 weight decay of both optimisers")
+    schedule: Literal["linear", "cyclic"] = Field(
+        "linear", description="linear: constant, then linear decay over decay_steps; cyclic: triangular cycles")
+    cycle_steps: int = Field(2000, ge=2, description="cyclic schedule: steps per cycle (lr goes 10% -> 100% -> 10%)")
+    lambda_cycle: float = Field(10.0, ge=0, description="weight of the cycle-consistency loss")
+    lambda_identity: float = Field(0.5, ge=0, description="weight of the identity loss, relative to lambda_cycle")
+    pool_size: int = Field(50, ge=0, description="history of generated images shown to the discriminators")
+    flip: bool = Field(True, description="random horizontal flips, both domains")
+    sharpness: float = Field(0.0, ge=0, le=1, description="probability of a random sharpness change (factor 0.5..2)")
+    fuzzy_labels: bool = Field(False, description="discriminator targets 0.9 / 0.1 instead of 1 / 0")
+    minibatch_discrimination: bool = Field(
+        False, description="discriminators also see the batch's feature spread (needs batch_size > 1)")
     mix: MixConfig = MixConfig()                    # what the sketch domain is made of
     anime_limit: int | None = Field(None, ge=1)     # use only the first N anime faces
     seed: int = 0
@@ -53,9 +66,17 @@ class CycleGANConfig(BaseModel):
             raise ValueError("decay_steps cannot exceed steps")
         return self
 
-    def lr_at(self, step: int) -> float:
-        """Constant, then linear decay to zero over the last ``decay_steps``."""
+    def lr_at(self, step: int, base: float | None = None) -> float:
+        """The learning rate at ``step`` for a base rate (default ``lr``).
+
+        linear: constant, then linear decay to zero over the last ``decay_steps``.
+        cyclic: triangular cycles of ``cycle_steps`` between 10 % and 100 % of the base rate.
+        """
+        lr = self.lr if base is None else base
+        if self.schedule == "cyclic":
+            phase = (step % self.cycle_steps) / self.cycle_steps
+            return lr * (0.1 + 0.9 * (1.0 - abs(2.0 * phase - 1.0)))
         start = self.steps - self.decay_steps
         if step < start or self.decay_steps == 0:
-            return self.lr
-        return self.lr * max(0.0, 1.0 - (step - start) / self.decay_steps)
+            return lr
+        return lr * max(0.0, 1.0 - (step - start) / self.decay_steps)

@@ -69,8 +69,10 @@ class PatchDiscriminator(nn.Module):
         in_channels: int = 3,  # channels of the judged image
         ndf: int = 64,         # filters in the first layer
         n_layers: int = 3,     # strided layers; 3 gives the 70x70 receptive field
+        minibatch_std: bool = False,  # append the batch's feature spread before the last layer
     ):
         super().__init__()
+        self.minibatch_std = minibatch_std
         layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
         ch = ndf
         for i in range(1, n_layers + 1):
@@ -78,11 +80,29 @@ class PatchDiscriminator(nn.Module):
             stride = 2 if i < n_layers else 1
             layers += [nn.Conv2d(ch, out, 4, stride=stride, padding=1), nn.InstanceNorm2d(out), nn.LeakyReLU(0.2, True)]
             ch = out
-        layers += [nn.Conv2d(ch, 1, 4, stride=1, padding=1)]
-        self.net = nn.Sequential(*layers)
+        # Without the spread feature the last layer stays inside ``net`` (checkpoint keys as before).
+        if minibatch_std:
+            self.net = nn.Sequential(*layers)
+            self.head = nn.Conv2d(ch + 1, 1, 4, stride=1, padding=1)
+        else:
+            self.net = nn.Sequential(*layers, nn.Conv2d(ch, 1, 4, stride=1, padding=1))
+            self.head = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        h = self.net(x)
+        if self.head is None:
+            return h
+        return self.head(torch.cat([h, minibatch_spread(h)], dim=1))
+
+
+def minibatch_spread(h: torch.Tensor) -> torch.Tensor:
+    """One extra feature map: the mean over features of the standard deviation across the batch
+    (a light form of minibatch discrimination: a collapsed generator gives a batch with no
+    spread, which the discriminator can then see). Zero for a batch of one."""
+    if h.shape[0] < 2:
+        return h.new_zeros(h.shape[0], 1, *h.shape[2:])
+    spread = h.std(dim=0, unbiased=False).mean()
+    return spread.expand(h.shape[0], 1, *h.shape[2:])
 
 
 def init_weights(module: nn.Module, gain: float = 0.02) -> None:

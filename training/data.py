@@ -58,7 +58,7 @@ def load_image_zip(path: Path, size: int | None = None, limit: int | None = None
     images = []
     with zipfile.ZipFile(path) as zf:
         names = sorted(
-            n for n in zf.namelist() if n.lower().endswith((".jpg", ".jpeg", ".png"))
+            n for n in zf.namelist() if n.lower().endswith((".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")) and "__MACOSX" not in n
         )
         if limit is not None:
             names = names[:limit]

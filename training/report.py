@@ -27,7 +27,12 @@ def loss_curves(run_dir: Path, out: Path, smooth: int = 10) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [json.loads(line) for line in (Path(run_dir) / "loss_log.jsonl").read_text().splitlines()]
+    by_step = {}  # the last entry of a step wins: a resumed run redoes the steps after its checkpoint
+    for line in (Path(run_dir) / "loss_log.jsonl").read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            by_step[row["step"]] = row
+    rows = [by_step[k] for k in sorted(by_step)]
     steps = np.array([r["step"] for r in rows])
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     for ax, keys in zip(axes, (("G", "cycle", "identity", "G_gan"), ("D_A", "D_B"))):

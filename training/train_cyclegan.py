@@ -30,6 +30,7 @@ from training.data import (
     SketchSource,
     edge_sketches,
     load_anime_faces,
+    load_image_zip,
     load_quickdraw,
     render_doodle,
     synthetic_doodle,
@@ -66,6 +67,52 @@ class ImagePool:
 
     def state(self) -> torch.Tensor:
         return torch.stack(self.images) if self.images else torch.empty(0)
+
+
+def _drop_log_after(path: Path, step: int) -> None:
+    """Remove the lines of a JSON-lines log whose step is after ``step`` (work lost in a crash)."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines()
+    keep = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+    if len(keep) != len(lines):
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(line + "\n" for line in keep))
+        tmp.replace(path)
+
+
+def schedule_change_is_seamless(saved: CycleGANConfig, new: CycleGANConfig, step: int) -> bool:
+    """A run may be lengthened or shortened on resume when only ``steps``/``decay_steps`` differ
+    and every step taken so far had the same learning rate under both configs: every other
+    input of a step (its data, its random draws) depends on the step number only, so the
+    resumed run is exactly the run the new config would have made from the start."""
+    a, b = saved.model_dump(), new.model_dump()
+    if {k for k in a if a[k] != b[k]} - {"steps", "decay_steps"} or step > new.steps:
+        return False
+    return all(saved.lr_at(s) == new.lr_at(s) for s in range(step))
+
+
+def make_optimizer(c: CycleGANConfig, params: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    if c.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=c.momentum, weight_decay=c.weight_decay)
+    return torch.optim.Adam(params, lr=lr, betas=(c.beta1, c.beta2), weight_decay=c.weight_decay)
+
+
+def random_sharpness(x: np.ndarray, rng: np.random.Generator, p: float) -> np.ndarray:
+    """With probability ``p`` per image, blend with a 3x3-smoothed copy by a factor in [0.5, 2]:
+    below 1 blurs, above 1 sharpens (as image-editing "sharpness" does). x: (N, C, H, W) in [-1, 1]."""
+    on = rng.random(len(x)) < p
+    factors = rng.uniform(0.5, 2.0, len(x))
+    if not on.any():
+        return x
+    pad = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")
+    h, w = x.shape[2:]
+    kernel = np.array([[1, 1, 1], [1, 5, 1], [1, 1, 1]], np.float32) / 13.0
+    smooth = sum(kernel[i, j] * pad[:, :, i:i + h, j:j + w] for i in range(3) for j in range(3))
+    out = x.copy()
+    for k in np.flatnonzero(on):
+        out[k] = np.clip(smooth[k] + factors[k] * (x[k] - smooth[k]), -1.0, 1.0)
+    return out
 
 
 def seed_everything(seed: int) -> None:
@@ -107,8 +154,12 @@ def sample_grid(sketches: np.ndarray, outputs: np.ndarray, columns: int = 8) -> 
 class CycleGANTrainer:
     """Owns the networks, optimisers, pools and the loop. ``run()`` trains to ``config.steps``."""
 
-    def __init__(self, config: CycleGANConfig, run_dir: Path, data_dir: Path, *, threads: int = 0, device: str = "cpu"):
+    def __init__(self, config: CycleGANConfig, run_dir: Path, data_dir: Path, *, threads: int = 0, device: str = "cpu",
+                 anime_source: Path | None = None):
+        """``anime_source``: a zip of images for the anime side (default: the data folder's
+        anime faces); the sketch side always comes from the data folder."""
         self.config = config
+        self.anime_source = Path(anime_source) if anime_source else None
         self.run_dir = Path(run_dir)
         self.data_dir = Path(data_dir)
         if threads:
@@ -117,15 +168,14 @@ class CycleGANTrainer:
         c = config
         self.G_AB = ResnetGenerator(3, 3, c.ngf, c.n_blocks)  # sketch -> anime
         self.G_BA = ResnetGenerator(3, 3, c.ngf, c.n_blocks)  # anime -> sketch
-        self.D_A = PatchDiscriminator(3, c.ndf)
-        self.D_B = PatchDiscriminator(3, c.ndf)
+        self.D_A = PatchDiscriminator(3, c.ndf, minibatch_std=c.minibatch_discrimination)
+        self.D_B = PatchDiscriminator(3, c.ndf, minibatch_std=c.minibatch_discrimination)
         self.device = torch.device(device)
         for net in (self.G_AB, self.G_BA, self.D_A, self.D_B):
             init_weights(net)
             net.to(self.device)
-        betas = (c.beta1, c.beta2)
-        self.opt_G = torch.optim.Adam(list(self.G_AB.parameters()) + list(self.G_BA.parameters()), lr=c.lr, betas=betas)
-        self.opt_D = torch.optim.Adam(list(self.D_A.parameters()) + list(self.D_B.parameters()), lr=c.lr, betas=betas)
+        self.opt_G = make_optimizer(c, list(self.G_AB.parameters()) + list(self.G_BA.parameters()), c.lr)
+        self.opt_D = make_optimizer(c, list(self.D_A.parameters()) + list(self.D_B.parameters()), c.lr_d or c.lr)
         self.pool_A = ImagePool(c.pool_size)
         self.pool_B = ImagePool(c.pool_size)
         self.step = 0
@@ -138,14 +188,19 @@ class CycleGANTrainer:
         if self._data_loaded:
             return
         c = self.config
-        faces = load_anime_faces(self.data_dir, c.image_size, c.anime_limit)
+        def anime(size: int) -> np.ndarray:
+            if self.anime_source is not None:
+                return load_image_zip(self.anime_source, size, c.anime_limit)
+            return load_anime_faces(self.data_dir, size, c.anime_limit)
+
+        faces = anime(c.image_size)
         self.anime = faces
         qd = load_quickdraw(self.data_dir, "train") if c.mix.quickdraw > 0 else None
         if qd is not None and c.raster_size != 28:
             qd = np.stack([np.asarray(Image.fromarray(q).resize((c.raster_size,) * 2, Image.Resampling.BILINEAR)) for q in qd])
         edges = None
         if c.mix.edges > 0:
-            small = faces if c.image_size == 64 else load_anime_faces(self.data_dir, 64, c.anime_limit)
+            small = faces if c.image_size == 64 else anime(64)
             edges = edge_sketches(small, c.raster_size)
         self.sketches = SketchSource(c.mix.to_mix(), qd, edges, c.raster_size)
         self.holdout = load_quickdraw(self.data_dir, "holdout")
@@ -165,6 +220,9 @@ class CycleGANTrainer:
             fb = rng.random(c.batch_size) < 0.5
             a[fa] = a[fa][..., ::-1]
             b[fb] = b[fb][..., ::-1]
+        if c.sharpness > 0:  # drawn only when on, so runs without it keep their random stream
+            a = random_sharpness(a, rng, c.sharpness)
+            b = random_sharpness(b, rng, c.sharpness)
         return (torch.from_numpy(np.ascontiguousarray(a)).to(self.device),
                 torch.from_numpy(np.ascontiguousarray(b)).to(self.device), rng)
 
@@ -203,7 +261,11 @@ class CycleGANTrainer:
         saved = CycleGANConfig.model_validate(state["config"])
         if saved != self.config:
             diff = {k for k, v in saved.model_dump().items() if self.config.model_dump()[k] != v}
-            raise ValueError(f"checkpoint {path} was made with a different config (differs in: {sorted(diff)})")
+            if not schedule_change_is_seamless(saved, self.config, int(state["step"])):
+                raise ValueError(f"checkpoint {path} was made with a different config (differs in: {sorted(diff)})")
+            log.warning("resuming with a new length (steps %d -> %d, decay_steps %d -> %d): the learning rate of "
+                        "every step done so far is the same under both, so the run is the one the new config makes",
+                        saved.steps, self.config.steps, saved.decay_steps, self.config.decay_steps)
         for name in ("G_AB", "G_BA", "D_A", "D_B", "opt_G", "opt_D"):
             getattr(self, name).load_state_dict(state[name])
         self.pool_A = ImagePool(self.config.pool_size, state["pool_A"].to(self.device) if len(state["pool_A"]) else None)
@@ -226,8 +288,11 @@ class CycleGANTrainer:
 
     def train_step(self, step: int) -> dict[str, float]:
         c = self.config
-        for g in self.opt_G.param_groups + self.opt_D.param_groups:
-            g["lr"] = c.lr_at(step)
+        for g in self.opt_G.param_groups:
+            g["lr"] = c.lr_at(step, c.lr)
+        for g in self.opt_D.param_groups:
+            g["lr"] = c.lr_at(step, c.lr_d or c.lr)
+        real_t, fake_t = (0.9, 0.1) if c.fuzzy_labels else (1.0, 0.0)
         real_A, real_B, rng = self.batch(step)
         # Generators.
         for d in (self.D_A, self.D_B):
@@ -255,7 +320,7 @@ class CycleGANTrainer:
         for D, real, fake, pool in ((self.D_A, real_A, fake_A, self.pool_A), (self.D_B, real_B, fake_B, self.pool_B)):
             old = pool.query(fake, rng)
             p_real, p_fake = D(real), D(old)
-            loss = 0.5 * (F.mse_loss(p_real, torch.ones_like(p_real)) + F.mse_loss(p_fake, torch.zeros_like(p_fake)))
+            loss = 0.5 * (F.mse_loss(p_real, torch.full_like(p_real, real_t)) + F.mse_loss(p_fake, torch.full_like(p_fake, fake_t)))
             loss.backward()
             losses_D.append(loss.item())
         self.opt_D.step()
@@ -319,6 +384,8 @@ class CycleGANTrainer:
         self._load_data()
         end = min(c.steps, stop_at) if stop_at else c.steps
         log_path = self.run_dir / "loss_log.jsonl"
+        for path in (log_path, self.run_dir / "metrics_log.jsonl"):
+            _drop_log_after(path, self.step)  # steps after the checkpoint are about to be redone
         acc: dict[str, float] = {}
         n_acc = 0
         steps_per_epoch = max(1, len(self.anime) // c.batch_size)

@@ -1,0 +1,105 @@
+"""Admin sessions and API-key rate limits.
+
+Sessions: after a login, the admin holds a token ``<user_id>.<expiry>.<hmac>`` signed with the
+server's secret key (HMAC-SHA256), in an HttpOnly cookie (the dashboard) or a Bearer header.
+The secret comes from settings, or is generated once and kept in ``var/secret_key`` (0600).
+
+Rate limits: a fixed one-minute window per API key, counted in Redis when it is configured (so
+every API process shares the count) and in memory otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import threading
+import time
+from pathlib import Path
+
+from backend.settings import Settings
+
+SESSION_COOKIE = "d2a_session"
+
+
+def secret_key(settings: Settings) -> bytes:
+    """The settings' key, or the one kept in ``settings.secret_key_file`` (made on first use).
+
+    The file is written under a unique temporary name with mode 0600 from its creation, then
+    linked into place, which fails if another process got there first: every process that
+    starts at once ends up reading the same key, and no reader ever sees a half-written file.
+    """
+    if settings.secret_key:
+        return settings.secret_key.encode()
+    path = Path(settings.secret_key_file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_file():
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(48) + "\n")
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process made it first: use theirs
+        finally:
+            tmp.unlink(missing_ok=True)
+    key = path.read_text().strip()
+    if not key:
+        raise RuntimeError(f"the secret key file {path} is empty; delete it to have a new key made")
+    return key.encode()
+
+
+def _sign(key: bytes, payload: str) -> str:
+    return hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
+
+
+def make_session_token(key: bytes, user_id: int, ttl_s: int) -> str:
+    payload = f"{user_id}.{int(time.time()) + ttl_s}"
+    return f"{payload}.{_sign(key, payload)}"
+
+
+def read_session_token(key: bytes, token: str) -> int | None:
+    """The user id in a valid, unexpired token; None otherwise."""
+    try:
+        user, expiry, sig = token.split(".")
+        payload = f"{user}.{expiry}"
+        if not hmac.compare_digest(sig, _sign(key, payload)):
+            return None
+        if int(expiry) < time.time():
+            return None
+        return int(user)
+    except (ValueError, AttributeError):
+        return None
+
+
+class RateLimiter:
+    """Requests per key per minute; ``hit`` says whether one more request is allowed."""
+
+    def __init__(self, redis_url: str = ""):
+        self._redis = None
+        if redis_url:
+            import redis
+
+            self._redis = redis.Redis.from_url(redis_url, socket_timeout=2)
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, int], int] = {}
+
+    def hit(self, key: str, limit: int) -> tuple[bool, int]:
+        """(allowed, seconds until the window resets)."""
+        window = int(time.time() // 60)
+        reset = 60 - int(time.time() % 60)
+        if self._redis is not None:
+            name = f"d2a:rate:{key}:{window}"
+            pipe = self._redis.pipeline()
+            pipe.incr(name)
+            pipe.expire(name, 120)
+            count = int(pipe.execute()[0])
+        else:
+            with self._lock:
+                self._counts = {k: v for k, v in self._counts.items() if k[1] >= window}
+                count = self._counts.get((key, window), 0) + 1
+                self._counts[(key, window)] = count
+        return count <= limit, reset
