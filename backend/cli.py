@@ -56,17 +56,51 @@ def _parse_set(pairs: list[str]) -> dict:
     return out
 
 
+def embedded_worker_wanted(settings, no_worker: bool = False) -> tuple[bool, str]:
+    """Whether ``serve`` also starts a job worker, and why (for the log).
+
+    On one machine with the embedded broker, the run command is all an admin needs: jobs
+    launched from the dashboard run in a worker process it starts beside the API (the API itself
+    never imports torch). With Redis, workers are started on their own (GPU machines)."""
+    import importlib.util
+
+    if no_worker or not settings.embedded_worker:
+        return False, "turned off (D2A_EMBEDDED_WORKER=0 or --no-worker)"
+    if settings.redis_url:
+        return False, "REDIS_URL is set: start workers with `doodle2anime worker`"
+    if importlib.util.find_spec("torch") is None:
+        return False, "torch is not installed here (scripts/setup.sh dev installs it)"
+    return True, "embedded broker and torch available"
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    import subprocess
+
     import uvicorn
 
     settings = get_settings()
-    uvicorn.run(
-        "backend.app:create_app",
-        factory=True,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        log_level=settings.log_level,
-    )
+    start, why = embedded_worker_wanted(settings, args.no_worker)
+    worker = None
+    if start:
+        log.info("starting a job worker beside the API (%s)", why)
+        worker = subprocess.Popen([sys.executable, "-m", "backend.cli", "worker"])
+    else:
+        log.info("no job worker started with the API: %s", why)
+    try:
+        uvicorn.run(
+            "backend.app:create_app",
+            factory=True,
+            host=args.host or settings.host,
+            port=args.port or settings.port,
+            log_level=settings.log_level,
+        )
+    finally:
+        if worker is not None:
+            worker.terminate()
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
     return 0
 
 
@@ -190,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("serve", "Run the web app and REST API (ONNX Runtime; no torch).")
     p.add_argument("--host", type=str, default=None, help="interface to bind (default: settings.host)")
     p.add_argument("--port", type=int, default=None, help="port (default: settings.port)")
+    p.add_argument("--no-worker", action="store_true", help="do not start a job worker beside the API")
     p.set_defaults(func=cmd_serve)
 
     p = add("worker", "Run a job worker (Celery) for training and sampling jobs.")

@@ -17,7 +17,6 @@ No torch here: the API process runs it.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import shutil
@@ -32,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from backend.drawing import DrawingError, parse_strokes, render, simplify
+from backend.manifest import sha256_file
 
 #: Pillow's own decompression-bomb limit, made an error (not a warning) for uploads.
 MAX_IMAGE_PIXELS = 4096 * 4096
@@ -73,14 +73,6 @@ def kind_for(filename: str) -> str:
         return "quickdraw_bitmaps"
     raise UploadRejected(415, f"{filename!r}: upload a .zip of images, a Quick, Draw! .ndjson file or a "
                               "numpy_bitmap .npy file")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _decode_image(data: bytes, name: str) -> np.ndarray:

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     #: Redis for the Celery broker and result backend. Empty: an embedded broker on a SQLite
     #: file (kombu's SQLAlchemy transport), which needs no server.
     redis_url: str = Field(default="", validation_alias=AliasChoices("D2A_REDIS_URL", "REDIS_URL"))
+    #: ``serve`` starts a job worker beside the API when no Redis is configured and torch is
+    #: installed (one machine, nothing else to start).
+    embedded_worker: bool = True
     #: Where the embedded broker keeps its messages when no Redis is configured.
     broker_db: Path = PROJECT_ROOT / "var" / "broker.db"
     #: Seconds a delivered job may stay unacknowledged before the broker hands it out again;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv and install the project. Usage: scripts/setup.sh [serve|dev]
-#   serve: what the web app needs (no torch)
+#   serve: the web app, and torch for the job worker it starts beside the API
+#          (the API process itself never imports torch)
 #   dev:   everything: training (torch), tests (pytest, pycairo, Playwright) and the system
 #          packages the tests use (Debian's chromium, cairo headers for pycairo)
 # Re-running is cheap: it reinstalls only when pyproject.toml changed.
@@ -33,7 +34,7 @@ if [ "$profile" = "dev" ]; then
   apt_install chromium libcairo2-dev pkg-config
   extras=".[train,dev]"
 else
-  extras="."
+  extras=".[train]"
 fi
 
 [ -x .venv/bin/python ] || "$(pick_python)" -m venv .venv

@@ -58,3 +58,15 @@ def test_the_api_process_does_not_import_torch():
     )
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "no torch" in r.stdout, r.stderr
+
+
+def test_serve_starts_a_worker_only_on_one_machine_setups():
+    from backend.cli import embedded_worker_wanted
+    from backend.settings import Settings
+
+    start, why = embedded_worker_wanted(Settings(redis_url="", embedded_worker=True))
+    assert start, why  # torch is installed in the test environment
+    start, why = embedded_worker_wanted(Settings(redis_url="redis://127.0.0.1:6379/0"))
+    assert not start and "REDIS_URL" in why
+    assert not embedded_worker_wanted(Settings(embedded_worker=False))[0]
+    assert not embedded_worker_wanted(Settings(), no_worker=True)[0]

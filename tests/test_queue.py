@@ -156,7 +156,7 @@ def test_cancel_stops_a_running_job_quickly(deployment):
     done = wait_for(lambda: (j := _job(client, job["id"]))["status"] != "running" and j, timeout=30,
                     what="the job to stop", interval=0.1, on_timeout=w.tail)
     assert done["status"] == "cancelled"
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 10, "cancel took too long"
     # one click retries it: queued again, then running from its checkpoint
     r = client.post(f"/api/v1/admin/jobs/{job['id']}/retry")
     assert r.status_code == 200 and r.json()["status"] == "queued"

@@ -8,7 +8,6 @@ draw takes an explicit ``numpy.random.Generator`` so a training step is reproduc
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import math
@@ -33,14 +32,6 @@ QUICKDRAW_HOLDOUT_START = 3600
 
 class DataError(RuntimeError):
     """A data file is missing or malformed; the message says which and where."""
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _require(path: Path) -> Path:
