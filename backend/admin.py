@@ -133,6 +133,16 @@ class EnsembleIn(BaseModel):
     in_ensemble: bool
 
 
+class EvaluateIn(BaseModel):
+    n_samples: int = Field(5000, ge=16, le=100_000, description="Generated images to compare with the real faces.")
+
+
+class EvaluateOut(BaseModel):
+    task_id: str
+    version_id: int
+    n_samples: int
+
+
 class ApiKeyIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     rate_limit_per_minute: int = Field(60, ge=1, le=100_000)
@@ -367,6 +377,20 @@ def build_router(settings: Settings) -> APIRouter:
             _check_files(v)
         crud.set_model_in_ensemble(db, version_id=v.id, in_ensemble=body.in_ensemble)
         return {"version": version_out(v).model_dump(mode="json"), **_apply(request)}
+
+    @r.post("/models/{version_id}/evaluate", status_code=202,
+            summary="Measure FID / KID of this version on a worker (training queue); the metrics land on the version.")
+    def evaluate(version_id: int, admin: AdminDep, db: DbDep, body: EvaluateIn | None = None) -> EvaluateOut:
+        from backend.jobs import service
+
+        v = _version(db, version_id)
+        n_samples = (body or EvaluateIn()).n_samples
+        try:
+            task_id = service.enqueue_evaluation(v.id, n_samples)
+        except Exception as exc:  # noqa: BLE001 - the broker is down: say so
+            log.exception("could not queue an evaluation")
+            raise HTTPException(status_code=503, detail=f"the job queue is not reachable: {exc}") from None
+        return EvaluateOut(task_id=task_id, version_id=v.id, n_samples=n_samples)
 
     # -- queue -------------------------------------------------------------------------------
 

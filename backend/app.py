@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
 
-from backend import admin, auth
+from backend import admin, auth, faces
 from backend.db import crud
 from backend.db.session import make_engine, make_sessionmaker, upgrade_database
 from backend.inference import Ensemble, ModelStore
@@ -159,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.secret = auth.secret_key(settings)
     app.state.rate_limiter = auth.RateLimiter(settings.redis_url)
     app.include_router(admin.build_router(settings))
+    app.include_router(faces.build_router(settings, api_client))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -64,6 +64,14 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("D2A_DATABASE_URL", "DATABASE_URL"),
     )
 
+    # -- random faces --------------------------------------------------------------------------
+    #: Folder name (under models_dir) of the StyleGAN that makes random faces.
+    face_model: str = "anime_faces"
+    #: Pictures made by the sampling queue, kept and reused for identical requests.
+    samples_dir: Path = PROJECT_ROOT / "var" / "samples"
+    #: Seconds a random-face request waits for the worker before answering 202 with a URL.
+    sample_wait_s: float = Field(default=20.0, ge=0, le=120)
+
     # -- data sets ---------------------------------------------------------------------------
     #: Uploaded data sets (one folder each) and the previews of the built-in ones.
     datasets_dir: Path = PROJECT_ROOT / "var" / "datasets"
@@ -92,11 +100,39 @@ class Settings(BaseSettings):
     #: Seconds between checks of which model version the database says should serve (0: never).
     model_poll_s: float = Field(default=5.0, ge=0)
 
+    # -- evaluation (FID / KID) ----------------------------------------------------------------
+    #: pytorch-fid's Inception weights, ``pt_inception-2015-12-05-6726825d.pth`` (they cannot be
+    #: downloaded here: fetch them once, point this at the file). Refused unless their sha256 is
+    #: the published one. Unset: metrics use a substitute extractor, named ``fid_randconv`` /
+    #: ``kid_randconv`` and NOT comparable to published FIDs.
+    inception_weights: Path | None = None
+    #: Features of the real image sets, cached by file sha256, image count, size and extractor.
+    metrics_cache_dir: Path = PROJECT_ROOT / "var" / "metrics_cache"
+    #: Images per feature-extraction batch.
+    metrics_batch_size: int = Field(default=50, ge=1, le=4096)
+    #: torch CPU threads for feature extraction (0: torch's default).
+    metrics_threads: int = Field(default=0, ge=0, le=256)
+
     @field_validator("data_dir", "models_dir", "broker_db", "runs_dir", "job_models_dir", "datasets_dir",
-                     "secret_key_file")
+                     "secret_key_file", "metrics_cache_dir")
     @classmethod
     def _from_project_root(cls, v: Path) -> Path:
         return v if v.is_absolute() else (PROJECT_ROOT / v).resolve()
+
+    @field_validator("inception_weights", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator("inception_weights")
+    @classmethod
+    def _weights_file(cls, v: Path | None) -> Path | None:
+        if v is None:
+            return None
+        v = v if v.is_absolute() else (PROJECT_ROOT / v).resolve()
+        if not v.is_file():
+            raise ValueError(f"no file at {v} (pytorch-fid's pt_inception-2015-12-05-6726825d.pth is expected)")
+        return v
 
     @field_validator("providers")
     @classmethod

@@ -19,6 +19,8 @@ os.environ.setdefault("D2A_DATABASE_URL", f"sqlite:///{_STATE / 'test.db'}")
 os.environ.setdefault("D2A_BROKER_DB", str(_STATE / "broker.db"))
 os.environ.setdefault("D2A_RUNS_DIR", str(_STATE / "runs"))
 os.environ.setdefault("D2A_JOB_MODELS_DIR", str(_STATE / "models"))
+os.environ.setdefault("D2A_DATASETS_DIR", str(_STATE / "datasets"))
+os.environ.setdefault("D2A_SAMPLES_DIR", str(_STATE / "samples"))
 os.environ.setdefault("D2A_SECRET_KEY", "test-secret-not-for-production")
 os.environ.setdefault("D2A_MODEL_POLL_S", "0.5")
 

@@ -68,6 +68,7 @@ def env_for(state: Path, **extra: str) -> dict[str, str]:
         "D2A_RUNS_DIR": str(state / "runs"),
         "D2A_JOB_MODELS_DIR": str(state / "models"),
         "D2A_DATASETS_DIR": str(state / "datasets"),
+        "D2A_SAMPLES_DIR": str(state / "samples"),
         "D2A_SECRET_KEY": "test-secret",
         "D2A_MODEL_POLL_S": "0.5",
         "D2A_JOB_STALE_AFTER_S": "5",

@@ -42,15 +42,20 @@ def _require(path: Path) -> Path:
     return path
 
 
+def zip_image_names(zf: zipfile.ZipFile) -> list[str]:
+    """The image entries of a zip, sorted by name: the order ``load_image_zip`` decodes them in."""
+    return sorted(
+        n for n in zf.namelist() if n.lower().endswith((".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")) and "__MACOSX" not in n
+    )
+
+
 @lru_cache(maxsize=4)
 def load_image_zip(path: Path, size: int | None = None, limit: int | None = None) -> np.ndarray:
     """Decode every image in a zip (sorted by name) to uint8 RGB, shape (N, S, S, 3)."""
     _require(path)
     images = []
     with zipfile.ZipFile(path) as zf:
-        names = sorted(
-            n for n in zf.namelist() if n.lower().endswith((".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")) and "__MACOSX" not in n
-        )
+        names = zip_image_names(zf)
         if limit is not None:
             names = names[:limit]
         for name in names:

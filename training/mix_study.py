@@ -5,9 +5,11 @@ Measures (all on held-out real doodles):
 - ``follow_score`` and ``diversity_l1``: see ``training.report.holdout_checks``.
 - ``holdout_cycle_l1``: how much of the doodle survives the cycle sketch -> anime -> sketch.
 - ``rf_fd``: Fréchet distance between the faces made from the doodles and 2,000 real anime faces,
-  in the feature space of a seeded, randomly initialised conv net (no pretrained weights can be
-  downloaded here). It is NOT an FID and is not comparable to published numbers; it only ranks
-  our own runs against each other: lower means closer to the anime faces' statistics.
+  in the feature space of ``training.metrics.RandomConvFeatures`` (``rand-conv-v1``, a seeded,
+  randomly initialised conv net; no pretrained weights can be downloaded here). It is NOT an FID
+  and is not comparable to published numbers; it only ranks our own runs against each other:
+  lower means closer to the anime faces' statistics. ``doodle2anime evaluate`` reports the same
+  measure as ``fid_randconv``, or a real FID when the Inception weights are given.
 
 Usage: python -m training.mix_study --steps 2000 --ngf 16 --out runs/mix_study --parallel 2
 """
@@ -28,39 +30,6 @@ MIXES = {
     "quickdraw_synthetic": {"quickdraw": 0.5, "synthetic": 0.5, "edges": 0.0},
     "quickdraw_synthetic_edges": {"quickdraw": 0.5, "synthetic": 0.4, "edges": 0.1},
 }
-
-
-def random_features(images: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Features of uint8 RGB images (N, S, S, 3) from a fixed random conv net (torch, CPU)."""
-    import torch
-    from torch import nn
-
-    g = torch.Generator().manual_seed(seed)
-    layers, ch = [], 3
-    for out in (32, 64, 128, 256):
-        conv = nn.Conv2d(ch, out, 3, stride=2, padding=1)
-        with torch.no_grad():
-            conv.weight.copy_(torch.randn(conv.weight.shape, generator=g) * (2.0 / (ch * 9)) ** 0.5)
-            conv.bias.zero_()
-        layers += [conv, nn.ReLU()]
-        ch = out
-    net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
-    feats = []
-    with torch.no_grad():
-        for i in range(0, len(images), 200):
-            x = torch.from_numpy(images[i : i + 200]).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-            feats.append(net(x).numpy())
-    return np.concatenate(feats).astype(np.float64)
-
-
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy import linalg
-
-    mu1, mu2 = a.mean(0), b.mean(0)
-    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
-    covmean = covmean.real
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
 
 
 def _train_one(args: tuple[str, dict, int, int, str, str, int]) -> str:
@@ -104,17 +73,23 @@ def main(argv: list[str] | None = None) -> int:
     from training.data import load_anime_faces, load_quickdraw
     from training.report import holdout_checks, holdout_grid
     from backend.inference import Ensemble
+    from training.metrics import FeatureStats, RandomConvFeatures, frechet_distance
+
+    extractor = RandomConvFeatures()
+
+    def rf_fd(images: np.ndarray, ref: FeatureStats) -> float:
+        return frechet_distance(FeatureStats.of(extractor.features(images, batch_size=200)), ref)
 
     anime = load_anime_faces(data_dir, 64, None)[::7][:2000]
-    ref = random_features(anime)
+    ref = FeatureStats.of(extractor.features(anime, batch_size=200))
     doodles = load_quickdraw(data_dir, "holdout")
     # The floor: other real anime faces (400, like the doodles) against the same reference.
-    results: dict[str, dict] = {"real_anime_floor": {"rf_fd": frechet_distance(random_features(load_anime_faces(data_dir, 64, None)[3::7][:400]), ref)}}
+    results: dict[str, dict] = {"real_anime_floor": {"rf_fd": rf_fd(load_anime_faces(data_dir, 64, None)[3::7][:400], ref)}}
     for n in names:
         run = Path(args.out) / n
         model = run / "model"
         faces = Ensemble(model, ["CPUExecutionProvider"]).translate_bitmaps(doodles, [0])[0]
-        row = {"mix": MIXES[n], "steps": args.steps, "ngf": args.ngf, "rf_fd": frechet_distance(random_features(faces), ref)}
+        row = {"mix": MIXES[n], "steps": args.steps, "ngf": args.ngf, "rf_fd": rf_fd(faces, ref)}
         row.update(json.loads((run / "metrics.json").read_text()))
         checks = holdout_checks(model, data_dir)
         row.update({k: checks[k] for k in ("follow_score", "diversity_l1")})

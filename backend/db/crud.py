@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -246,6 +246,20 @@ def set_model_in_ensemble(session: Session, *, version_id: int, in_ensemble: boo
     if model is not None:
         model.in_ensemble = bool(in_ensemble)
         session.commit()
+    return model
+
+
+def update_model_version_metrics(session: Session, *, version_id: int, metrics: dict[str, Any],
+                                 drop: Callable[[str], bool] | None = None) -> ModelVersion | None:
+    """Merge ``metrics`` into the version's metrics, first removing the keys ``drop`` picks (the
+    results of an earlier evaluation, say). None when the version does not exist."""
+    model = session.get(ModelVersion, version_id)
+    if model is None:
+        return None
+    merged = {k: v for k, v in (model.metrics or {}).items() if drop is None or not drop(k)}
+    merged.update(metrics)
+    model.metrics = merged  # a new dict: the JSON column sees the change
+    session.commit()
     return model
 
 

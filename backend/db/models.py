@@ -201,3 +201,24 @@ class Worker(Base):
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[dt.datetime] = mapped_column(default=utcnow)
     current_job_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class SampleRequest(Base):
+    """A random-face request (faces, style mixing or interpolation), run on the sampling queue.
+
+    ``cache_key`` names the result: the same request to the same model version is answered from
+    the file made the first time."""
+
+    __tablename__ = "sample_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))             # faces | mix | interpolate
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    model_folder: Mapped[str] = mapped_column(Text)
+    cache_key: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | running | done | failed
+    result_path: Mapped[str | None] = mapped_column(Text)
+    media_type: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None]

@@ -19,6 +19,8 @@ from kombu import Queue
 from backend.settings import Settings, get_settings
 
 TRAIN_TASK = "doodle2anime.train_job"
+SAMPLE_TASK = "doodle2anime.sample"  # (backend.faces sends it by this name)
+EVALUATE_TASK = "doodle2anime.evaluate_model"  # FID / KID of a model version (training queue)
 QUEUES = ("training", "sampling")
 
 
@@ -40,7 +42,8 @@ def make_celery(settings: Settings | None = None) -> Celery:
         worker_prefetch_multiplier=1,
         task_queues=tuple(Queue(q) for q in QUEUES),
         task_default_queue="training",
-        task_routes={TRAIN_TASK: {"queue": "training"}},
+        task_routes={TRAIN_TASK: {"queue": "training"}, SAMPLE_TASK: {"queue": "sampling"},
+                     EVALUATE_TASK: {"queue": "training"}},
         task_track_started=True,
         task_serializer="json",
         result_serializer="json",

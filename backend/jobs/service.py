@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.db.models import TrainingJob
 from backend.db.session import make_engine, make_sessionmaker
-from backend.jobs.celery_app import TRAIN_TASK, celery_app
+from backend.jobs.celery_app import EVALUATE_TASK, TRAIN_TASK, celery_app
 from backend.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,12 @@ def session_factory() -> sessionmaker:
 def enqueue(job_id: int) -> str:
     """Send the job to the training queue by id; returns the Celery task id."""
     result = celery_app.send_task(TRAIN_TASK, args=[job_id], queue="training")
+    return result.id
+
+
+def enqueue_evaluation(version_id: int, n_samples: int) -> str:
+    """Ask a worker for the FID / KID of a model version; returns the Celery task id."""
+    result = celery_app.send_task(EVALUATE_TASK, args=[version_id, n_samples], queue="training")
     return result.id
 
 

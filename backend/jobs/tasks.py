@@ -10,7 +10,7 @@ import threading
 
 from celery.signals import worker_ready, worker_shutdown
 
-from backend.jobs.celery_app import TRAIN_TASK, celery_app
+from backend.jobs.celery_app import EVALUATE_TASK, SAMPLE_TASK, TRAIN_TASK, celery_app
 
 log = logging.getLogger(__name__)
 
@@ -88,3 +88,19 @@ def _stop_recovery(sender=None, **_: object) -> None:
             service.forget_worker(s, name=_node["name"])
     except Exception:  # noqa: BLE001 - a stale row simply ages out of the list
         log.exception("could not remove this worker's row")
+
+
+@celery_app.task(name=EVALUATE_TASK, acks_late=True)
+def evaluate_model(model_version_id: int, n_samples: int) -> str:
+    """FID / KID of a model version, stored on the version (see training.evaluate)."""
+    from training.evaluate import run_evaluation_job
+
+    return run_evaluation_job(model_version_id, n_samples)
+
+
+@celery_app.task(name=SAMPLE_TASK, acks_late=True)
+def sample(request_id: int) -> str:
+    """Random faces (ONNX Runtime, no torch): see backend.sampler."""
+    from backend.sampler import run_sample_request
+
+    return run_sample_request(request_id)

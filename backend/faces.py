@@ -1,0 +1,165 @@
+"""Random anime faces from the shipped StyleGAN: the public API under /api/v1/faces.
+
+Each request (faces from seeds, a style-mixing grid, an interpolation) is sent to the worker's
+``sampling`` queue by id and its picture is kept under a key made of the model's manifest hash
+and the request's parameters: the same request is answered from that file the next time, with
+no work. The route waits a little for a fresh result (``sample_wait_s``) and otherwise answers
+202 with the address to fetch it from.
+
+The API process imports no torch, and not ONNX Runtime for this either: the worker samples.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, Field, model_validator
+
+from backend.db.models import SampleRequest, utcnow
+from backend.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SAMPLE_TASK = "doodle2anime.sample"
+MAX_SEED = 2**32 - 1
+#: Style layers by name, as fractions of the w inputs: coarse (pose, face shape), middle
+#: (features, hair style), fine (colours, texture).
+LAYER_GROUPS = {"coarse": (0.0, 0.3), "middle": (0.3, 0.6), "fine": (0.6, 1.0)}
+
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+
+
+class FacesIn(BaseModel):
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1, max_length=16,
+                              description="One face per seed; the same seed gives the same face.")
+    psi: float = Field(0.7, ge=0.0, le=1.0, description="Truncation: 0 is the average face, 1 the widest variety.")
+    size: int = Field(256, ge=32, le=512, description="Side of each face in the picture, in pixels.")
+
+
+class MixIn(BaseModel):
+    row_seeds: list[Seed] = Field(min_length=1, max_length=8, description="Faces that give the styles of `layers`.")
+    col_seeds: list[Seed] = Field(min_length=1, max_length=8, description="Faces that give everything else.")
+    layers: Literal["coarse", "middle", "fine"] | tuple[int, int] = Field(
+        "coarse", description="Which style layers come from the row faces: a name, or [first, last] w indices.")
+    psi: float = Field(0.7, ge=0.0, le=1.0)
+    size: int = Field(128, ge=32, le=256)
+
+
+class InterpolateIn(BaseModel):
+    seed_a: Seed
+    seed_b: Seed
+    frames: int = Field(8, ge=2, le=48)
+    psi: float = Field(0.7, ge=0.0, le=1.0)
+    size: int = Field(128, ge=32, le=256)
+    format: Literal["gif", "strip"] = "gif"
+
+    @model_validator(mode="after")
+    def _strip_fits(self) -> "InterpolateIn":
+        if self.format == "strip" and self.frames * self.size > 8192:
+            raise ValueError("a strip that wide is not made: lower frames or size")
+        return self
+
+
+def cache_key(manifest_sha: str, kind: str, params: dict[str, Any]) -> str:
+    blob = json.dumps({"model": manifest_sha, "kind": kind, "params": params}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def face_model_folder(settings: Settings) -> Path:
+    return settings.models_dir / settings.face_model
+
+
+def build_router(settings: Settings, api_client) -> APIRouter:
+    r = APIRouter(prefix="/api/v1/faces", tags=["random faces"])
+
+    def model_sha() -> str:
+        path = face_model_folder(settings) / "manifest.json"
+        if not path.is_file():
+            raise HTTPException(status_code=503, detail=f"no random-face model is installed ({settings.face_model})")
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    def session(request: Request):
+        Session = request.app.state.Session
+        if Session is None:
+            raise HTTPException(status_code=503, detail="random faces need the database, which is not available")
+        return Session
+
+    def result(req: SampleRequest) -> FileResponse:
+        return FileResponse(req.result_path, media_type=req.media_type or "image/png",
+                            headers={"X-Request-Id": str(req.id), "Cache-Control": "public, max-age=86400"})
+
+    async def run(request: Request, kind: str, params: dict[str, Any]):
+        from backend.jobs.celery_app import celery_app
+
+        Session = session(request)
+        key = cache_key(model_sha(), kind, params)
+        with Session() as db:
+            done = db.query(SampleRequest).filter(SampleRequest.cache_key == key, SampleRequest.status == "done") \
+                .order_by(SampleRequest.id.desc()).first()
+            if done is not None and done.result_path and Path(done.result_path).is_file():
+                return result(done)
+            pending = db.query(SampleRequest).filter(SampleRequest.cache_key == key,
+                                                     SampleRequest.status.in_(("queued", "running"))).first()
+            if pending is None:
+                pending = SampleRequest(kind=kind, params=params, model_folder=str(face_model_folder(settings)),
+                                        cache_key=key, status="queued")
+                db.add(pending)
+                db.commit()
+                try:
+                    celery_app.send_task(SAMPLE_TASK, args=[pending.id], queue="sampling")
+                except Exception as exc:  # noqa: BLE001 - the broker is down: say so
+                    pending.status, pending.error, pending.finished_at = "failed", f"queue not reachable: {exc}", utcnow()
+                    db.commit()
+                    raise HTTPException(status_code=503, detail="the sampling queue is not reachable; try again soon") from None
+            request_id = pending.id
+        deadline = time.monotonic() + settings.sample_wait_s
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            with Session() as db:
+                req = db.get(SampleRequest, request_id)
+                if req.status == "done":
+                    return result(req)
+                if req.status == "failed":
+                    raise HTTPException(status_code=500, detail=f"the faces could not be made: {req.error}")
+        return JSONResponse(status_code=202, content={"request_id": request_id, "status": "queued",
+                                                      "url": f"/api/v1/faces/requests/{request_id}"})
+
+    responses = {200: {"content": {"image/png": {}, "image/gif": {}}},
+                 202: {"description": "Still being made: fetch `url` later."},
+                 503: {"description": "No random-face model, or the queue is down."}}
+
+    @r.post("/random", summary="Faces from seeds (a row of them), with truncation psi.", responses=responses)
+    async def random_faces(body: FacesIn, request: Request, _k: Annotated[int | None, Depends(api_client)]):
+        return await run(request, "faces", body.model_dump(mode="json"))
+
+    @r.post("/mix", summary="A style-mixing grid: row faces' chosen layers over column faces.", responses=responses)
+    async def mix(body: MixIn, request: Request, _k: Annotated[int | None, Depends(api_client)]):
+        return await run(request, "mix", body.model_dump(mode="json"))
+
+    @r.post("/interpolate", summary="Frames from one seed's face to another's (GIF or a strip).", responses=responses)
+    async def interpolate(body: InterpolateIn, request: Request, _k: Annotated[int | None, Depends(api_client)]):
+        return await run(request, "interpolate", body.model_dump(mode="json"))
+
+    @r.get("/requests/{request_id}", summary="A request's picture when it is made, else its status.",
+           responses=responses)
+    def get_request(request_id: int, request: Request):
+        with session(request)() as db:
+            req = db.get(SampleRequest, request_id)
+            if req is None:
+                raise HTTPException(status_code=404, detail=f"request {request_id} does not exist")
+            if req.status == "done" and req.result_path and Path(req.result_path).is_file():
+                return result(req)
+            if req.status == "failed":
+                raise HTTPException(status_code=500, detail=f"the faces could not be made: {req.error}")
+            return JSONResponse(status_code=202, content={"request_id": req.id, "status": req.status,
+                                                          "url": f"/api/v1/faces/requests/{req.id}"})
+
+    return r

@@ -1,0 +1,346 @@
+"""FID / KID of a generator, or of an exported model folder sampled with ONNX Runtime.
+
+``evaluate_generator`` takes any sampler (n -> uint8 images) and a real set; the images are
+turned into features batch by batch, so a large evaluation never holds all of them at once.
+``evaluate_model_folder`` builds the sampler from a model folder:
+
+- a CycleGAN sketch2anime model: the faces it makes from the 400 held-out real Quick, Draw!
+  doodles, member after member (so at most 400 x members samples);
+- a StyleGAN export (a ``stylegan`` block in the manifest: mapping + synthesis graphs): faces
+  from seeds ``seed, seed + 1, ...`` without truncation (psi = 1), through ``backend.sampler``;
+- any other unconditional generator: one ONNX graph with one float input z of shape
+  (B, z_dim) or (B, z_dim, 1, 1) and an NCHW image in [-1, 1] out; z ~ N(0, I) from ``seed``.
+
+The real set is the first image zip the manifest lists among its data (the anime faces the
+model learned from), unless one is given. Metric names and the ``feature_extractor`` label
+come from the extractor (see ``training.metrics``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from backend.manifest import MANIFEST_NAME, ModelIntegrityError, sha256_file
+from backend.preprocess import output_to_images
+from training.data import ANIME_ZIP
+from training.metrics import FeatureExtractor, RealImages, compare, make_extractor, real_features
+
+log = logging.getLogger(__name__)
+
+#: Metrics an evaluation writes besides the fid* / kid* values; a new evaluation replaces them.
+EVALUATION_KEYS = frozenset({
+    "n_samples", "n_samples_requested", "n_real", "kid_subset_size", "kid_subsets", "feature_extractor",
+    "real_set", "real_sha256", "real_stats_cache", "eval_seed", "eval_wall_s", "evaluated_at",
+    "evaluation_error", "sampler", "model",
+})
+
+
+def is_evaluation_key(key: str) -> bool:
+    return key in EVALUATION_KEYS or key.startswith(("fid", "kid"))
+
+
+@dataclass
+class Sampler:
+    """``sample(n)`` returns up to n uint8 images (N, S, S, 3); fewer, or none, once
+    ``available`` (when not None) is used up."""
+
+    sample: Callable[[int], np.ndarray]
+    available: int | None
+    description: str
+
+
+def _real_set(real_images: np.ndarray | None, real_path: Path | None, data_dir: Path | None,
+              real_limit: int | None, real_size: int | None) -> RealImages:
+    if real_images is not None:
+        images = real_images[:real_limit] if real_limit is not None else real_images
+        return RealImages.from_array(images)
+    if real_path is None:
+        if data_dir is None:
+            from backend.settings import get_settings
+
+            data_dir = get_settings().data_dir
+        real_path = Path(data_dir) / ANIME_ZIP
+    return RealImages.from_zip(Path(real_path), size=real_size, limit=real_limit)
+
+
+def evaluate_generator(sample_fn: Callable[[int], np.ndarray], n_samples: int, *,
+                       real_images: np.ndarray | None = None, real_path: Path | None = None,
+                       data_dir: Path | None = None, real_limit: int | None = None, real_size: int | None = None,
+                       extractor: FeatureExtractor | None = None, batch_size: int = 50, threads: int = 0,
+                       cache_dir: Path | None = None, kid_subset_size: int = 1000, kid_subsets: int = 100,
+                       seed: int = 0) -> dict[str, Any]:
+    """FID and KID of ``n_samples`` images from ``sample_fn`` against a real set.
+
+    The real set: ``real_images`` (uint8 (N, S, S, 3)), else the image zip ``real_path``, else
+    the anime faces in ``data_dir``; its first ``real_limit`` images, at ``real_size`` (None: as
+    stored). Real features are cached in ``cache_dir`` (None: not cached). ``seed`` draws the
+    KID subsets. Returns the metrics, with the sample count, the extractor label, the real set's
+    identity and the wall time.
+    """
+    if n_samples < 2:
+        raise ValueError(f"n_samples must be at least 2, got {n_samples}")
+    t0 = time.perf_counter()
+    extractor = extractor if extractor is not None else make_extractor(None)
+    real = _real_set(real_images, real_path, data_dir, real_limit, real_size)
+    chunks, done = [], 0
+    while done < n_samples:
+        images = np.asarray(sample_fn(min(max(1, batch_size), n_samples - done)))
+        if len(images) == 0:
+            break
+        chunks.append(extractor.features(images, batch_size=batch_size, threads=threads))
+        done += len(images)
+    if done < 2:
+        raise ValueError("the sampler gave fewer than 2 images")
+    fake = np.concatenate(chunks)
+    ref = real_features(real, extractor, cache_dir, batch_size=batch_size, threads=threads)
+    scores = compare(ref, fake, extractor, kid_subset_size=kid_subset_size, kid_subsets=kid_subsets, seed=seed)
+    metrics: dict[str, Any] = {
+        **scores, "n_samples": int(done), "n_real": real.count,
+        "real_set": real.source, "real_sha256": real.sha256, "real_stats_cache": ref.cache,
+        "eval_seed": seed, "eval_wall_s": round(time.perf_counter() - t0, 2),
+    }
+    if done < n_samples:
+        metrics["n_samples_requested"] = n_samples
+    log.info("evaluation: %s", {k: metrics[k] for k in metrics if k.startswith(("fid", "kid"))})
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------
+# Model folders.
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The manifest as JSON, after checking every file it names with a sha256 (wherever in the
+    manifest it is named), so the check holds for every kind of export."""
+    folder = Path(folder)
+    path = folder / MANIFEST_NAME
+    if not path.is_file():
+        raise ModelIntegrityError(f"no {MANIFEST_NAME} in {folder}")
+    manifest = json.loads(path.read_text())
+
+    def files(node: Any):
+        if isinstance(node, dict):
+            if isinstance(node.get("file"), str) and isinstance(node.get("sha256"), str):
+                yield node["file"], node["sha256"]
+            for v in node.values():
+                yield from files(v)
+        elif isinstance(node, list):
+            for v in node:
+                yield from files(v)
+
+    for name, digest in files(manifest):
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise ModelIntegrityError(f"{folder}: file {name!r} leaves the model folder")
+        if not (folder / name).is_file():
+            raise ModelIntegrityError(f"{folder}: {name} is missing")
+        if sha256_file(folder / name) != digest:
+            raise ModelIntegrityError(f"{folder}: {name} does not match the sha256 in its manifest; refusing it")
+    return manifest
+
+
+def _session(path: Path, providers: list[str] | None, threads: int):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    wanted = [p for p in (providers or ["CPUExecutionProvider"]) if p in ort.get_available_providers()]
+    return ort.InferenceSession(str(path), sess_options=opts, providers=wanted or ["CPUExecutionProvider"])
+
+
+def cyclegan_sampler(folder: Path, data_dir: Path, providers: list[str] | None, threads: int) -> Sampler:
+    """Faces from the held-out real doodles, each member in turn."""
+    from backend.inference import Ensemble
+    from training.data import load_quickdraw
+
+    ensemble = Ensemble(folder, providers or ["CPUExecutionProvider"], threads)
+    doodles = load_quickdraw(data_dir, "holdout")
+    order = [(m, i) for m in range(len(ensemble.members)) for i in range(len(doodles))]
+    pos = 0
+
+    def sample(n: int) -> np.ndarray:
+        nonlocal pos
+        chunk, pos = order[pos : pos + n], pos + n
+        out = [ensemble.translate_bitmaps(doodles[[i for _, i in group]], [m])[0]
+               for m, group in itertools.groupby(chunk, key=lambda t: t[0])]
+        return np.concatenate(out) if out else np.zeros((0, 1, 1, 3), np.uint8)
+
+    return Sampler(sample, len(order), f"{len(doodles)} held-out Quick, Draw! doodles x {len(ensemble.members)} members")
+
+
+def stylegan_sampler(folder: Path, seed: int, providers: list[str] | None, threads: int) -> Sampler:
+    """Faces of seeds seed, seed + 1, ... from a StyleGAN export, untruncated (psi = 1).
+
+    The mapping / synthesis contract (z -> w, then one w per style input -> image) is
+    ``backend.sampler.FaceModel``'s, which also checks the files against the manifest."""
+    from backend.sampler import FaceModel
+
+    model = FaceModel(folder, providers, threads)
+    next_seed = seed
+
+    def sample(n: int) -> np.ndarray:
+        nonlocal next_seed
+        seeds = list(range(next_seed, next_seed + n))
+        next_seed += n
+        return np.stack([np.asarray(im.convert("RGB")) for im in model.images(model.broadcast(model.w(seeds, 1.0)))])
+
+    return Sampler(sample, None, f"StyleGAN mapping + synthesis, seeds from {seed}, psi 1")
+
+
+def generator_sampler(path: Path, manifest: dict[str, Any], seed: int, providers: list[str] | None,
+                      threads: int) -> Sampler:
+    """z ~ N(0, I) through one generator graph: input (B, z_dim) or (B, z_dim, 1, 1)."""
+    sess = _session(path, providers, threads)
+    inputs = sess.get_inputs()
+    if len(inputs) != 1:
+        raise ValueError(f"{path.name}: expected one input (z), found {[i.name for i in inputs]}")
+    shape = list(inputs[0].shape)
+    z_dim = shape[1] if len(shape) >= 2 and isinstance(shape[1], int) else None
+    if z_dim is None:
+        z_dim = (manifest.get("input") or {}).get("z_dim") or manifest.get("z_dim") \
+            or ((manifest.get("training") or {}).get("config") or {}).get("z_dim")
+    if not z_dim or any(d != 1 for d in shape[2:]):
+        raise ValueError(f"{path.name}: input {inputs[0].name} has shape {shape}; expected (B, z_dim) or (B, z_dim, 1, 1)")
+    rng = np.random.default_rng(seed)
+    name = inputs[0].name
+
+    def sample(n: int) -> np.ndarray:
+        z = rng.standard_normal((n, int(z_dim), *[1] * (len(shape) - 2))).astype(np.float32)
+        return output_to_images(sess.run(None, {name: z})[0])
+
+    return Sampler(sample, None, f"{path.name}: z ~ N(0, I) of {z_dim} dims, seed {seed}")
+
+
+def model_sampler(folder: Path, manifest: dict[str, Any], *, seed: int = 0, data_dir: Path | None = None,
+                  providers: list[str] | None = None, threads: int = 0) -> Sampler:
+    """The sampler that fits the model's kind (see the module docstring)."""
+    folder = Path(folder)
+    kind = str(manifest.get("kind", ""))
+    if manifest.get("stylegan"):
+        return stylegan_sampler(folder, seed, providers, threads)
+    if kind.startswith("cyclegan"):
+        if data_dir is None:
+            from backend.settings import get_settings
+
+            data_dir = get_settings().data_dir
+        return cyclegan_sampler(folder, Path(data_dir), providers, threads)
+    graphs = [m["file"] for m in manifest.get("members", []) if str(m.get("file", "")).endswith(".onnx")]
+    if {"mapping.onnx", "synthesis.onnx"} <= {Path(g).name for g in graphs}:
+        raise ValueError(f"{folder}: mapping and synthesis graphs but no stylegan block in the manifest")
+    if not graphs:
+        raise ValueError(f"{folder}: the manifest lists no ONNX graph to sample (kind {kind!r})")
+    if len(graphs) > 1:
+        log.info("%s: %d generator graphs; evaluating the first, %s", folder, len(graphs), graphs[0])
+    return generator_sampler(folder / graphs[0], manifest, seed, providers, threads)
+
+
+def manifest_real_set(manifest: dict[str, Any], data_dir: Path) -> Path:
+    """The first image zip among the manifest's data sets that is present, else the anime faces."""
+    for entry in manifest.get("data") or []:
+        rel = str(entry.get("path", "")) if isinstance(entry, dict) else ""
+        if rel.lower().endswith(".zip"):
+            path = Path(rel) if Path(rel).is_absolute() else Path(data_dir) / rel
+            if path.is_file():
+                return path
+    return Path(data_dir) / ANIME_ZIP
+
+
+def evaluate_model_folder(folder: Path, n_samples: int, *, data_dir: Path | None = None,
+                          real_path: Path | None = None, real_limit: int | None = None,
+                          extractor: FeatureExtractor | None = None, batch_size: int = 50, threads: int = 0,
+                          cache_dir: Path | None = None, providers: list[str] | None = None,
+                          kid_subsets: int = 100, seed: int = 0) -> dict[str, Any]:
+    """FID / KID of an exported model against its real set (see the module docstring)."""
+    folder = Path(folder)
+    if data_dir is None:
+        from backend.settings import get_settings
+
+        data_dir = get_settings().data_dir
+    manifest = read_manifest(folder)
+    sampler = model_sampler(folder, manifest, seed=seed, data_dir=data_dir, providers=providers, threads=threads)
+    n = n_samples
+    if sampler.available is not None and n > sampler.available:
+        log.warning("%s can make %d distinct samples (%s); evaluating those instead of %d",
+                    folder, sampler.available, sampler.description, n_samples)
+        n = sampler.available
+    metrics = evaluate_generator(sampler.sample, n, real_path=real_path or manifest_real_set(manifest, data_dir),
+                                 real_limit=real_limit, extractor=extractor, batch_size=batch_size, threads=threads,
+                                 cache_dir=cache_dir, kid_subsets=kid_subsets, seed=seed)
+    if n != n_samples:
+        metrics["n_samples_requested"] = n_samples
+    metrics["sampler"] = sampler.description
+    metrics["model"] = f"{manifest.get('name', folder.name)} v{manifest.get('version', '?')} ({manifest.get('kind', '?')})"
+    return metrics
+
+
+def format_table(metrics: dict[str, Any]) -> str:
+    """Two aligned columns, metric and value, for the terminal."""
+    rows = [(k, f"{v:.6g}" if isinstance(v, float) else str(v)) for k, v in metrics.items()]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# The worker's evaluate job.
+
+
+def store_metrics(session, *, version_id: int, metrics: dict[str, Any]):
+    """Put an evaluation's metrics on a model version, replacing an earlier evaluation's."""
+    from backend.db import crud
+
+    return crud.update_model_version_metrics(session, version_id=version_id, metrics=metrics, drop=is_evaluation_key)
+
+
+def torch_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def run_evaluation_job(version_id: int, n_samples: int, *, settings=None, real_limit: int | None = None) -> str:
+    """Evaluate a model version and store the metrics on it (or the error, in plain words).
+
+    Returns "succeeded", "failed" or "missing" (no such version). Running it again is harmless:
+    the new results replace the old ones."""
+    from backend.db.models import ModelVersion
+    from backend.db.session import make_engine, make_sessionmaker
+    from backend.settings import get_settings
+
+    settings = settings or get_settings()
+    engine = make_engine(settings.database_url)
+    Session = make_sessionmaker(engine)
+    try:
+        with Session() as s:
+            version = s.get(ModelVersion, version_id)
+            if version is None:
+                log.warning("evaluate: model version %d does not exist", version_id)
+                return "missing"
+            folder = Path(version.folder)
+        try:
+            extractor = make_extractor(settings.inception_weights, device=torch_device())
+            metrics = evaluate_model_folder(
+                folder, n_samples, data_dir=settings.data_dir, real_limit=real_limit, extractor=extractor,
+                batch_size=settings.metrics_batch_size, threads=settings.metrics_threads,
+                cache_dir=settings.metrics_cache_dir, providers=settings.providers)
+            status = "succeeded"
+        except Exception as exc:  # noqa: BLE001 - the failure is reported on the version
+            log.exception("evaluation of model version %d failed", version_id)
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "no details"
+            metrics = {"evaluation_error": f"{type(exc).__name__}: {detail}"}
+            status = "failed"
+        metrics["evaluated_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        with Session() as s:
+            store_metrics(s, version_id=version_id, metrics=metrics)
+        return status
+    finally:
+        engine.dispose()
