@@ -28,7 +28,7 @@ from backend.settings import Settings
 log = logging.getLogger(__name__)
 
 #: Job kinds the worker can run, with the torch-free config class that validates them.
-JOB_KINDS = ("cyclegan",)
+JOB_KINDS = ("cyclegan", "dcgan", "lsgan", "wgan_div", "stylegan")
 
 
 # -- dependencies ------------------------------------------------------------------------------
@@ -80,7 +80,7 @@ class LoginOut(BaseModel):
 
 
 class JobIn(BaseModel):
-    kind: Literal["cyclegan"] = "cyclegan"
+    kind: Literal["cyclegan", "dcgan", "lsgan", "wgan_div", "stylegan"] = "cyclegan"
     config: dict[str, Any] = Field(default_factory=dict, description="Hyper-parameters; missing ones take the defaults.")
     dataset_id: int | None = None
 
@@ -202,11 +202,18 @@ def key_out(k: ApiKey) -> dict[str, Any]:
                 created_at=k.created_at, revoked_at=k.revoked_at, last_used_at=k.last_used_at)
 
 
+def job_config_classes() -> dict[str, type[BaseModel]]:
+    """Job kind -> its torch-free config class, in the order of ``JOB_KINDS``."""
+    from training.config import CycleGANConfig
+    from training.gan_config import GAN_CONFIGS
+
+    classes = {"cyclegan": CycleGANConfig, **GAN_CONFIGS}
+    return {kind: classes[kind] for kind in JOB_KINDS}
+
+
 def validate_job_config(kind: str, config: dict[str, Any]) -> Any:
     """The parsed config, or a 422 that lists every bad field in plain words."""
-    from training.config import CycleGANConfig
-
-    classes = {"cyclegan": CycleGANConfig}
+    classes = job_config_classes()
     try:
         return classes[kind].model_validate(config)
     except ValidationError as exc:
@@ -248,9 +255,7 @@ def build_router(settings: Settings) -> APIRouter:
 
     @r.get("/job-kinds", summary="Job kinds and their hyper-parameters with defaults and limits.")
     def job_kinds(admin: AdminDep) -> dict[str, Any]:
-        from training.config import CycleGANConfig
-
-        return {"cyclegan": CycleGANConfig.model_json_schema()}
+        return {kind: cls.model_json_schema() for kind, cls in job_config_classes().items()}
 
     @r.get("/jobs", summary="Training jobs, newest first.")
     def list_jobs(admin: AdminDep, db: DbDep, status: str | None = None, limit: int = 50) -> list[JobOut]:

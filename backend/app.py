@@ -21,7 +21,7 @@ from backend import admin, auth, faces
 from backend.db import crud
 from backend.db.session import make_engine, make_sessionmaker, upgrade_database
 from backend.inference import Ensemble, ModelStore
-from backend.manifest import ModelIntegrityError, ModelManifest
+from backend.manifest import ModelIntegrityError, ModelManifest, SketchInput
 from backend.serving import ServingWatcher
 from backend.schemas import MemberOut, ModelOut, TranslatedImage, TranslateRequest, TranslateResponse
 from backend.settings import PROJECT_ROOT, Settings, get_settings
@@ -202,6 +202,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             except (ValueError, ModelIntegrityError) as exc:
                 log.warning("unreadable manifest %s: %s", manifest_path, exc)
                 continue
+            if not isinstance(m.input, SketchInput):
+                continue  # an unconditional generator: it cannot serve drawings
             is_serving = serving is not None and serving.folder.resolve() == folder.resolve()
             if not is_serving and folder.name == cfg.default_model:
                 error = store.error

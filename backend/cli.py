@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from backend.settings import PROJECT_ROOT, get_settings
+from training.gan_config import GAN_CONFIGS
 
 log = logging.getLogger("doodle2anime")
 
@@ -21,7 +22,11 @@ EXAMPLES = {
         "  doodle2anime train --config training/configs/cpu_default.json --run-dir runs/cpu_default\n"
         "  doodle2anime train --config training/configs/tiny.json --run-dir runs/tiny --set steps=20 --threads 2\n"
         "  doodle2anime train --config training/configs/gpu.json --run-dir runs/gpu --device cuda\n"
-        "A run resumes from runs/NAME/checkpoints/latest.pt when it exists (--fresh starts over)."
+        "  doodle2anime train --config training/configs/gan_stylegan_cpu.json --run-dir runs/stylegan_cpu --threads 2\n"
+        "  doodle2anime train --kind dcgan --run-dir runs/dcgan --set steps=3000 --set image_size=32\n"
+        "A run resumes from runs/NAME/checkpoints/latest.pt when it exists (--fresh starts over).\n"
+        "--kind: cyclegan (sketch->anime, the default) or an unconditional face generator (dcgan, lsgan,\n"
+        "wgan_div, stylegan); a config file that names its kind needs no --kind."
     ),
     "worker": (
         "  doodle2anime worker                      # both queues, one job at a time\n"
@@ -38,7 +43,10 @@ EXAMPLES = {
     ),
     "export": (
         "  doodle2anime export --run-dir runs/cpu_default --snapshots 6000,7000,8000 --out models/sketch2anime\n"
-        "  doodle2anime export --run-dir runs/tiny --out /tmp/tiny_model --name tiny"
+        "  doodle2anime export --run-dir runs/tiny --out /tmp/tiny_model --name tiny\n"
+        "  doodle2anime export --run-dir runs/stylegan_cpu --out models/anime_faces   # mapping + synthesis\n"
+        "  doodle2anime export --run-dir runs/dcgan --out /tmp/dcgan --name dcgan     # one generator graph\n"
+        "GAN runs (the checkpoint says its kind) export their latest checkpoint."
     ),
     "evaluate": (
         "  doodle2anime evaluate --model models/sketch2anime --samples 400\n"
@@ -88,10 +96,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     start, why = embedded_worker_wanted(settings, args.no_worker)
-    worker = None
+    workers = []
     if start:
-        log.info("starting a job worker beside the API (%s)", why)
-        worker = subprocess.Popen([sys.executable, "-m", "backend.cli", "worker"])
+        # Two workers: a training job (long) never holds up random faces (quick).
+        log.info("starting job workers beside the API (%s)", why)
+        for queue in ("training", "sampling"):
+            workers.append(subprocess.Popen([sys.executable, "-m", "backend.cli", "worker", "--queues", queue,
+                                             "--hostname", f"{queue}@%h"]))
     else:
         log.info("no job worker started with the API: %s", why)
     try:
@@ -103,8 +114,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log_level=settings.log_level,
         )
     finally:
-        if worker is not None:
+        for worker in workers:
             worker.terminate()
+        for worker in workers:
             try:
                 worker.wait(timeout=20)
             except subprocess.TimeoutExpired:
@@ -115,20 +127,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from training.train_cyclegan import CycleGANConfig, CycleGANTrainer
-
     raw = json.loads(Path(args.config).read_text()) if args.config else {}
     raw.update(_parse_set(args.set))
-    config = CycleGANConfig.model_validate(raw)
+    kind = args.kind or raw.get("kind") or "cyclegan"
+    if kind == "cyclegan":
+        from training.train_cyclegan import CycleGANConfig, CycleGANTrainer
+
+        config, trainer_cls, shown = CycleGANConfig.model_validate(raw), CycleGANTrainer, ("G", "cycle", "D_A", "D_B")
+    else:
+        from training.train_gan import GANTrainer, load_gan_config
+
+        if raw.get("kind", kind) != kind:
+            raise SystemExit(f"--kind {kind}, but the config says kind {raw['kind']!r}")
+        config, trainer_cls, shown = load_gan_config({**raw, "kind": kind}), GANTrainer, ("G", "D", "div", "r1")
     run_dir = Path(args.run_dir)
     data_dir = Path(args.data_dir) if args.data_dir else get_settings().data_dir
-    trainer = CycleGANTrainer(config, run_dir, data_dir, threads=args.threads, device=args.device)
+    trainer = trainer_cls(config, run_dir, data_dir, threads=args.threads, device=args.device)
     bar = tqdm(total=config.steps, unit="step", dynamic_ncols=True, disable=args.quiet)
 
     def on_progress(p):
         bar.n = p.step
         if p.losses:
-            bar.set_postfix({k: f"{v:.3f}" for k, v in p.losses.items() if k in ("G", "cycle", "D_A", "D_B")}, refresh=False)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in p.losses.items() if k in shown}, refresh=False)
         bar.refresh()
         if p.sample_path:
             log.info("step %d: sample grid %s %s", p.step, p.sample_path, p.metrics)
@@ -139,14 +159,33 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _checkpoint_kind(run_dir: Path) -> str:
+    """The kind a run's latest checkpoint says it is ("cyclegan" when there is none to read)."""
+    import torch
+
+    path = run_dir / "checkpoints" / "latest.pt"
+    if not path.is_file():
+        return "cyclegan"
+    return str(torch.load(path, map_location="cpu", weights_only=True).get("kind", "cyclegan"))
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from training.export import export_run
+    from training.export_gan import export_gan_run
 
-    snapshots = [int(s) for s in args.snapshots.split(",")] if args.snapshots else None
-    manifest = export_run(
-        Path(args.run_dir), Path(args.out), name=args.name, version=args.version,
-        snapshots=snapshots, data_dir=Path(args.data_dir) if args.data_dir else get_settings().data_dir,
-    )
+    data_dir = Path(args.data_dir) if args.data_dir else get_settings().data_dir
+    kind = _checkpoint_kind(Path(args.run_dir))
+    if kind in GAN_CONFIGS and args.snapshots:
+        raise SystemExit(f"a {kind} run exports its latest checkpoint; --snapshots is for CycleGAN runs")
+    if kind in GAN_CONFIGS:
+        name = args.name or ("anime_faces" if kind == "stylegan" else kind)
+        manifest = export_gan_run(Path(args.run_dir), Path(args.out), name=name, version=args.version, data_dir=data_dir)
+    else:
+        snapshots = [int(s) for s in args.snapshots.split(",")] if args.snapshots else None
+        manifest = export_run(
+            Path(args.run_dir), Path(args.out), name=args.name or "sketch2anime", version=args.version,
+            snapshots=snapshots, data_dir=data_dir,
+        )
     print(json.dumps({"out": str(args.out), "members": [m["file"] for m in manifest["members"]]}, indent=2))
     return 0
 
@@ -292,8 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
     p.set_defaults(func=cmd_admin)
 
-    p = add("train", "Train a sketch->anime CycleGAN.")
-    p.add_argument("--config", type=str, default=None, help="JSON config file (fields of CycleGANConfig)")
+    p = add("train", "Train a sketch->anime CycleGAN, or an unconditional anime-face generator.")
+    p.add_argument("--kind", type=str, default=None, choices=["cyclegan", *GAN_CONFIGS],
+                   help="what to train (default: the config file's kind, else cyclegan)")
+    p.add_argument("--config", type=str, default=None,
+                   help="JSON config file (fields of CycleGANConfig, or of the kind's GAN config)")
     p.add_argument("--set", type=str, action="append", default=[], metavar="KEY=VALUE", help="override one config field")
     p.add_argument("--run-dir", type=str, required=True, help="where checkpoints, samples and logs go")
     p.add_argument("--data-dir", type=str, default=None, help="data folder (default: settings.data_dir)")
@@ -307,7 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", type=str, required=True, help="the training run to export from")
     p.add_argument("--out", type=str, required=True, help="model folder to write (manifest.json + member_*.onnx)")
     p.add_argument("--snapshots", type=str, default=None, help="comma-separated snapshot steps (default: the latest checkpoint)")
-    p.add_argument("--name", type=str, default="sketch2anime", help="model name in the manifest")
+    p.add_argument("--name", type=str, default=None,
+                   help="model name in the manifest (default: sketch2anime; anime_faces for StyleGAN; else the GAN kind)")
     p.add_argument("--version", type=str, default="1", help="model version in the manifest")
     p.add_argument("--data-dir", type=str, default=None, help="data folder, for the manifest's data hashes")
     p.set_defaults(func=cmd_export)

@@ -12,6 +12,7 @@ The API process imports no torch, and not ONNX Runtime for this either: the work
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -21,14 +22,17 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from backend.db.models import SampleRequest, utcnow
+from backend.manifest import ModelManifest
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
 
 SAMPLE_TASK = "doodle2anime.sample"
+#: Seconds after which a request still pending is given up on and asked for again.
+STALE_REQUEST_S = 300
 MAX_SEED = 2**32 - 1
 #: Style layers by name, as fractions of the w inputs: coarse (pose, face shape), middle
 #: (features, hair style), fine (colours, texture).
@@ -51,6 +55,14 @@ class MixIn(BaseModel):
         "coarse", description="Which style layers come from the row faces: a name, or [first, last] w indices.")
     psi: float = Field(0.7, ge=0.0, le=1.0)
     size: int = Field(128, ge=32, le=256)
+
+    @field_validator("layers")
+    @classmethod
+    def _layers_in_order(cls, v):
+        # (the upper bound is the model's num_ws, checked by the route, which reads the manifest)
+        if isinstance(v, tuple) and not 0 <= v[0] <= v[1]:
+            raise ValueError("layers [first, last] need 0 <= first <= last")
+        return v
 
 
 class InterpolateIn(BaseModel):
@@ -80,11 +92,20 @@ def face_model_folder(settings: Settings) -> Path:
 def build_router(settings: Settings, api_client) -> APIRouter:
     r = APIRouter(prefix="/api/v1/faces", tags=["random faces"])
 
-    def model_sha() -> str:
+    def face_model() -> tuple[str, ModelManifest]:
+        """The installed face model's manifest and its sha256 (part of every cache key)."""
         path = face_model_folder(settings) / "manifest.json"
         if not path.is_file():
             raise HTTPException(status_code=503, detail=f"no random-face model is installed ({settings.face_model})")
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        raw = path.read_bytes()
+        try:
+            manifest = ModelManifest.model_validate_json(raw)
+        except ValueError:
+            raise HTTPException(status_code=503, detail=f"the random-face model's manifest is unreadable "
+                                                        f"({settings.face_model})") from None
+        if manifest.stylegan is None:
+            raise HTTPException(status_code=503, detail=f"{settings.face_model} is not a StyleGAN export")
+        return hashlib.sha256(raw).hexdigest(), manifest
 
     def session(request: Request):
         Session = request.app.state.Session
@@ -100,14 +121,25 @@ def build_router(settings: Settings, api_client) -> APIRouter:
         from backend.jobs.celery_app import celery_app
 
         Session = session(request)
-        key = cache_key(model_sha(), kind, params)
+        sha, manifest = face_model()
+        layers = params.get("layers")
+        if kind == "mix" and isinstance(layers, list) and layers[1] >= manifest.stylegan.num_ws:
+            # refused here, as a bad request, rather than failing later in the worker
+            n = manifest.stylegan.num_ws
+            raise HTTPException(status_code=422, detail=[{
+                "loc": ["body", "layers"], "type": "value_error",
+                "msg": f"layers [{layers[0]}, {layers[1]}] are outside this model's style inputs 0..{n - 1}"}])
+        key = cache_key(sha, kind, params)
         with Session() as db:
             done = db.query(SampleRequest).filter(SampleRequest.cache_key == key, SampleRequest.status == "done") \
                 .order_by(SampleRequest.id.desc()).first()
             if done is not None and done.result_path and Path(done.result_path).is_file():
                 return result(done)
+            # A request pending for long (its worker died, or the queue lost it) is not waited on.
+            fresh_since = utcnow() - dt.timedelta(seconds=STALE_REQUEST_S)
             pending = db.query(SampleRequest).filter(SampleRequest.cache_key == key,
-                                                     SampleRequest.status.in_(("queued", "running"))).first()
+                                                     SampleRequest.status.in_(("queued", "running")),
+                                                     SampleRequest.created_at >= fresh_since).first()
             if pending is None:
                 pending = SampleRequest(kind=kind, params=params, model_folder=str(face_model_folder(settings)),
                                         cache_key=key, status="queued")
@@ -136,16 +168,19 @@ def build_router(settings: Settings, api_client) -> APIRouter:
                  202: {"description": "Still being made: fetch `url` later."},
                  503: {"description": "No random-face model, or the queue is down."}}
 
+    # (``api_client`` is this function's argument: it goes in the parameters' defaults. Inside an
+    # annotation it would be a string under ``from __future__ import annotations`` that FastAPI
+    # cannot resolve, and the parameter would turn into a required query parameter.)
     @r.post("/random", summary="Faces from seeds (a row of them), with truncation psi.", responses=responses)
-    async def random_faces(body: FacesIn, request: Request, _k: Annotated[int | None, Depends(api_client)]):
+    async def random_faces(body: FacesIn, request: Request, _client: int | None = Depends(api_client)):
         return await run(request, "faces", body.model_dump(mode="json"))
 
     @r.post("/mix", summary="A style-mixing grid: row faces' chosen layers over column faces.", responses=responses)
-    async def mix(body: MixIn, request: Request, _k: Annotated[int | None, Depends(api_client)]):
+    async def mix(body: MixIn, request: Request, _client: int | None = Depends(api_client)):
         return await run(request, "mix", body.model_dump(mode="json"))
 
     @r.post("/interpolate", summary="Frames from one seed's face to another's (GIF or a strip).", responses=responses)
-    async def interpolate(body: InterpolateIn, request: Request, _k: Annotated[int | None, Depends(api_client)]):
+    async def interpolate(body: InterpolateIn, request: Request, _client: int | None = Depends(api_client)):
         return await run(request, "interpolate", body.model_dump(mode="json"))
 
     @r.get("/requests/{request_id}", summary="A request's picture when it is made, else its status.",

@@ -1,5 +1,10 @@
 """Model manifests: what an exported model is, its input contract, where it came from, and the
-sha256 of every file. The server refuses a model whose files do not match their manifest."""
+sha256 of every file. The server refuses a model whose files do not match their manifest.
+
+Two shapes of model share the format. A sketch->anime translator reads a ``SketchInput`` and
+its ``members`` are the variations of one ensemble. An unconditional generator reads a
+``LatentInput`` and its ``members`` are its graphs, named by label: one "generator" (z -> image),
+or StyleGAN's "mapping" (z -> w) and "synthesis" (ws -> image), joined by the ``stylegan`` block."""
 
 from __future__ import annotations
 
@@ -45,6 +50,32 @@ class SketchInput(TensorSpec):
     polarity: Literal["dark-ink-on-white"] = "dark-ink-on-white"
 
 
+class LatentInput(BaseModel):
+    """The input of an unconditional generator: a batch of latent vectors."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = "z"
+    dim: int                                   # length of each latent vector
+    distribution: Literal["standard_normal"] = "standard_normal"
+    dtype: Literal["float32"] = "float32"
+    description: str = ""
+
+
+class StyleGANSpec(BaseModel):
+    """How StyleGAN's two graphs fit together: mapping z (B, z_dim) -> w (B, w_dim); synthesis
+    ws (B, num_ws, w_dim) -> image. Truncation is w_avg + psi * (w - w_avg), done by the caller."""
+
+    model_config = ConfigDict(extra="forbid")
+    mapping: str = "mapping"       # label of the member that maps z -> w
+    synthesis: str = "synthesis"   # label of the member that makes images from ws
+    num_ws: int                    # w inputs of the synthesis graph (one per layer)
+    w_dim: int
+    z_dim: int
+    image_size: int
+    w_avg: list[float]             # running mean of w over training: the centre of truncation
+    truncation_psi: float = 1.0    # the truncation the samples were made with (1: none)
+
+
 class Member(BaseModel):
     model_config = ConfigDict(extra="forbid")
     file: str
@@ -63,9 +94,10 @@ class ModelManifest(BaseModel):
     kind: str                       # e.g. "cyclegan-sketch2anime"
     version: str
     created: str                    # ISO 8601, UTC
-    input: SketchInput
+    input: SketchInput | LatentInput
     output: TensorSpec
     members: list[Member]
+    stylegan: StyleGANSpec | None = None  # StyleGAN generators: how the "mapping" and "synthesis" members join
     training: dict[str, Any] = Field(default_factory=dict)  # config, steps, hardware, wall time
     data: list[dict[str, Any]] = Field(default_factory=list)  # data sets with their sha256
     metrics: dict[str, float] = Field(default_factory=dict)

@@ -154,12 +154,15 @@ _models: dict[str, FaceModel] = {}
 
 def model_for(folder: str) -> FaceModel:
     """One loaded model per folder and process (the worker keeps it between requests); a folder
-    whose manifest changed is loaded again."""
+    whose manifest changed is loaded again. It runs on the settings' providers and threads."""
+    from backend.settings import get_settings
+
     manifest = Path(folder) / "manifest.json"
     key = f"{folder}:{manifest.stat().st_mtime_ns}"
     if key not in _models:
         _models.clear()
-        _models[key] = FaceModel(Path(folder))
+        settings = get_settings()
+        _models[key] = FaceModel(Path(folder), settings.providers, settings.intra_op_threads)
     return _models[key]
 
 

@@ -114,7 +114,7 @@ class Settings(BaseSettings):
     metrics_threads: int = Field(default=0, ge=0, le=256)
 
     @field_validator("data_dir", "models_dir", "broker_db", "runs_dir", "job_models_dir", "datasets_dir",
-                     "secret_key_file", "metrics_cache_dir")
+                     "secret_key_file", "metrics_cache_dir", "samples_dir")
     @classmethod
     def _from_project_root(cls, v: Path) -> Path:
         return v if v.is_absolute() else (PROJECT_ROOT / v).resolve()

@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="intra-op threads for torch and ONNX Runtime, and the server's (default: os.cpu_count())")
     parser.add_argument("--only", help=f"comma-separated subset of {','.join(BENCHMARKS)}")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="translate: the torch weights to compare (a run's snapshot of a shipped member)")
     args = parser.parse_args(argv)
     names = list(BENCHMARKS) if not args.only else [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in BENCHMARKS]
@@ -56,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
                "--threads", str(args.threads)]
         if args.quick:
             cmd.append("--quick")
+        if args.checkpoint is not None and module is bench_translate:
+            cmd += ["--checkpoint", str(args.checkpoint.resolve())]
         print(f"== {name} ==", flush=True)
         path = RESULTS_DIR / f"{name}.json"
         t0 = time.perf_counter()

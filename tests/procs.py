@@ -99,8 +99,9 @@ def start_api(env: dict[str, str], log: Path, timeout: float = 60) -> tuple[Proc
     raise RuntimeError(f"the API did not become ready in {timeout} s:\n{proc.tail()}")
 
 
-def start_worker(env: dict[str, str], log: Path, name: str) -> Proc:
-    return Proc([str(BIN / "doodle2anime"), "worker", "--queues", "training", "--hostname", f"{name}@%h",
+def start_worker(env: dict[str, str], log: Path, name: str, queues: str = "training") -> Proc:
+    """A job worker taking jobs from ``queues`` (comma-separated: training, sampling)."""
+    return Proc([str(BIN / "doodle2anime"), "worker", "--queues", queues, "--hostname", f"{name}@%h",
                  "--loglevel", "info"], env, log)
 
 

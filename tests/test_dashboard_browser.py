@@ -214,11 +214,13 @@ def test_new_job_form_runs_a_job_live_to_a_model(page, browser, deployment):
     etas: set[str] = set()
     deadline = time.monotonic() + JOB_TIMEOUT_S
     while time.monotonic() < deadline:
-        text = status.inner_text().strip()
+        # Both read in one go: the page may move on between two separate reads.
+        text, eta = page.evaluate("[document.querySelector('#job-status').innerText.trim(),"
+                                  " document.querySelector('#job-eta').innerText]")
         if not seen or seen[-1] != text:
             seen.append(text)
         if text == "running":
-            etas.add(page.locator("#job-eta").inner_text())
+            etas.add(eta)
         if text in ("succeeded", "failed", "cancelled"):
             break
         time.sleep(0.25)
@@ -228,7 +230,7 @@ def test_new_job_form_runs_a_job_live_to_a_model(page, browser, deployment):
     assert set(seen[:-1]) & {"queued", "running"}, seen
     assert page.evaluate("window.__no_reload === true"), "the job page reloaded itself"
     duration = r"(\d+ h )?(\d+ min ?)?(\d+ s)?"
-    assert all(re.fullmatch(rf"about {duration} left|estimating the time left…|finishing…", e) for e in etas), etas
+    assert all(re.fullmatch(rf"about {duration} left|estimating the time left…|finishing…", e) for e in etas), sorted(etas)
     assert re.fullmatch(rf"succeeded after ({duration}|under 1 s)", page.locator("#job-eta").inner_text())
 
     # 100 %, step 6 / 6, the sample grid loaded, losses and the chart drawn, the log and the model link.

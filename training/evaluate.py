@@ -8,8 +8,10 @@ turned into features batch by batch, so a large evaluation never holds all of th
   doodles, member after member (so at most 400 x members samples);
 - a StyleGAN export (a ``stylegan`` block in the manifest: mapping + synthesis graphs): faces
   from seeds ``seed, seed + 1, ...`` without truncation (psi = 1), through ``backend.sampler``;
-- any other unconditional generator: one ONNX graph with one float input z of shape
-  (B, z_dim) or (B, z_dim, 1, 1) and an NCHW image in [-1, 1] out; z ~ N(0, I) from ``seed``.
+- any other unconditional generator (DCGAN, LSGAN, WGAN-div): the member labelled "generator",
+  z (B, z_dim) -> NCHW image in [-1, 1], with z ~ N(0, I) drawn from ``seed``.
+
+The files are checked against the manifest's sha256 before anything runs.
 
 The real set is the first image zip the manifest lists among its data (the anime faces the
 model learned from), unless one is given. Metric names and the ``feature_extractor`` label
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from backend.manifest import MANIFEST_NAME, ModelIntegrityError, sha256_file
+from backend.manifest import ModelManifest, SketchInput
 from backend.preprocess import output_to_images
 from training.data import ANIME_ZIP
 from training.metrics import FeatureExtractor, RealImages, compare, make_extractor, real_features
@@ -118,35 +119,6 @@ def evaluate_generator(sample_fn: Callable[[int], np.ndarray], n_samples: int, *
 # Model folders.
 
 
-def read_manifest(folder: Path) -> dict[str, Any]:
-    """The manifest as JSON, after checking every file it names with a sha256 (wherever in the
-    manifest it is named), so the check holds for every kind of export."""
-    folder = Path(folder)
-    path = folder / MANIFEST_NAME
-    if not path.is_file():
-        raise ModelIntegrityError(f"no {MANIFEST_NAME} in {folder}")
-    manifest = json.loads(path.read_text())
-
-    def files(node: Any):
-        if isinstance(node, dict):
-            if isinstance(node.get("file"), str) and isinstance(node.get("sha256"), str):
-                yield node["file"], node["sha256"]
-            for v in node.values():
-                yield from files(v)
-        elif isinstance(node, list):
-            for v in node:
-                yield from files(v)
-
-    for name, digest in files(manifest):
-        if Path(name).is_absolute() or ".." in Path(name).parts:
-            raise ModelIntegrityError(f"{folder}: file {name!r} leaves the model folder")
-        if not (folder / name).is_file():
-            raise ModelIntegrityError(f"{folder}: {name} is missing")
-        if sha256_file(folder / name) != digest:
-            raise ModelIntegrityError(f"{folder}: {name} does not match the sha256 in its manifest; refusing it")
-    return manifest
-
-
 def _session(path: Path, providers: list[str] | None, threads: int):
     import onnxruntime as ort
 
@@ -181,7 +153,7 @@ def cyclegan_sampler(folder: Path, data_dir: Path, providers: list[str] | None, 
 def stylegan_sampler(folder: Path, seed: int, providers: list[str] | None, threads: int) -> Sampler:
     """Faces of seeds seed, seed + 1, ... from a StyleGAN export, untruncated (psi = 1).
 
-    The mapping / synthesis contract (z -> w, then one w per style input -> image) is
+    The mapping / synthesis contract (z -> w, one w per style input -> image) is
     ``backend.sampler.FaceModel``'s, which also checks the files against the manifest."""
     from backend.sampler import FaceModel
 
@@ -197,57 +169,47 @@ def stylegan_sampler(folder: Path, seed: int, providers: list[str] | None, threa
     return Sampler(sample, None, f"StyleGAN mapping + synthesis, seeds from {seed}, psi 1")
 
 
-def generator_sampler(path: Path, manifest: dict[str, Any], seed: int, providers: list[str] | None,
-                      threads: int) -> Sampler:
-    """z ~ N(0, I) through one generator graph: input (B, z_dim) or (B, z_dim, 1, 1)."""
+def generator_sampler(path: Path, z_dim: int, seed: int, providers: list[str] | None, threads: int) -> Sampler:
+    """z ~ N(0, I) from ``seed`` through one generator graph: z (B, z_dim) -> image (B, 3, S, S)."""
     sess = _session(path, providers, threads)
     inputs = sess.get_inputs()
     if len(inputs) != 1:
         raise ValueError(f"{path.name}: expected one input (z), found {[i.name for i in inputs]}")
-    shape = list(inputs[0].shape)
-    z_dim = shape[1] if len(shape) >= 2 and isinstance(shape[1], int) else None
-    if z_dim is None:
-        z_dim = (manifest.get("input") or {}).get("z_dim") or manifest.get("z_dim") \
-            or ((manifest.get("training") or {}).get("config") or {}).get("z_dim")
-    if not z_dim or any(d != 1 for d in shape[2:]):
-        raise ValueError(f"{path.name}: input {inputs[0].name} has shape {shape}; expected (B, z_dim) or (B, z_dim, 1, 1)")
+    name, shape = inputs[0].name, list(inputs[0].shape)
+    fixed = shape[1] if len(shape) == 2 and isinstance(shape[1], int) else None
+    if len(shape) != 2 or (fixed is not None and fixed != z_dim):
+        raise ValueError(f"{path.name}: input {name} has shape {shape}; the manifest says (B, {z_dim})")
     rng = np.random.default_rng(seed)
-    name = inputs[0].name
 
     def sample(n: int) -> np.ndarray:
-        z = rng.standard_normal((n, int(z_dim), *[1] * (len(shape) - 2))).astype(np.float32)
+        z = rng.standard_normal((n, z_dim)).astype(np.float32)
         return output_to_images(sess.run(None, {name: z})[0])
 
     return Sampler(sample, None, f"{path.name}: z ~ N(0, I) of {z_dim} dims, seed {seed}")
 
 
-def model_sampler(folder: Path, manifest: dict[str, Any], *, seed: int = 0, data_dir: Path | None = None,
+def model_sampler(folder: Path, manifest: ModelManifest, *, seed: int = 0, data_dir: Path | None = None,
                   providers: list[str] | None = None, threads: int = 0) -> Sampler:
-    """The sampler that fits the model's kind (see the module docstring)."""
+    """The sampler that fits the model (see the module docstring); the manifest is verified."""
     folder = Path(folder)
-    kind = str(manifest.get("kind", ""))
-    if manifest.get("stylegan"):
+    if manifest.stylegan is not None:
         return stylegan_sampler(folder, seed, providers, threads)
-    if kind.startswith("cyclegan"):
+    if isinstance(manifest.input, SketchInput):
         if data_dir is None:
             from backend.settings import get_settings
 
             data_dir = get_settings().data_dir
         return cyclegan_sampler(folder, Path(data_dir), providers, threads)
-    graphs = [m["file"] for m in manifest.get("members", []) if str(m.get("file", "")).endswith(".onnx")]
-    if {"mapping.onnx", "synthesis.onnx"} <= {Path(g).name for g in graphs}:
-        raise ValueError(f"{folder}: mapping and synthesis graphs but no stylegan block in the manifest")
-    if not graphs:
-        raise ValueError(f"{folder}: the manifest lists no ONNX graph to sample (kind {kind!r})")
-    if len(graphs) > 1:
-        log.info("%s: %d generator graphs; evaluating the first, %s", folder, len(graphs), graphs[0])
-    return generator_sampler(folder / graphs[0], manifest, seed, providers, threads)
+    members = [m for m in manifest.members if m.label == "generator"] or manifest.members
+    if len(members) != 1:
+        raise ValueError(f"{folder}: expected one generator graph, the manifest lists {[m.file for m in members]}")
+    return generator_sampler(folder / members[0].file, manifest.input.dim, seed, providers, threads)
 
 
-def manifest_real_set(manifest: dict[str, Any], data_dir: Path) -> Path:
+def manifest_real_set(manifest: ModelManifest, data_dir: Path) -> Path:
     """The first image zip among the manifest's data sets that is present, else the anime faces."""
-    for entry in manifest.get("data") or []:
-        rel = str(entry.get("path", "")) if isinstance(entry, dict) else ""
+    for entry in manifest.data:
+        rel = str(entry.get("path", ""))
         if rel.lower().endswith(".zip"):
             path = Path(rel) if Path(rel).is_absolute() else Path(data_dir) / rel
             if path.is_file():
@@ -266,7 +228,8 @@ def evaluate_model_folder(folder: Path, n_samples: int, *, data_dir: Path | None
         from backend.settings import get_settings
 
         data_dir = get_settings().data_dir
-    manifest = read_manifest(folder)
+    manifest = ModelManifest.load(folder)
+    manifest.verify(folder)  # refuses tampered or missing files
     sampler = model_sampler(folder, manifest, seed=seed, data_dir=data_dir, providers=providers, threads=threads)
     n = n_samples
     if sampler.available is not None and n > sampler.available:
@@ -279,7 +242,7 @@ def evaluate_model_folder(folder: Path, n_samples: int, *, data_dir: Path | None
     if n != n_samples:
         metrics["n_samples_requested"] = n_samples
     metrics["sampler"] = sampler.description
-    metrics["model"] = f"{manifest.get('name', folder.name)} v{manifest.get('version', '?')} ({manifest.get('kind', '?')})"
+    metrics["model"] = f"{manifest.name} v{manifest.version} ({manifest.kind})"
     return metrics
 
 

@@ -6,7 +6,9 @@
   untruncated. ``synthesis.onnx``: ws (B, num_ws, w_dim) -> image (B, 3, S, S), with the
   constant noise maps. The manifest's ``stylegan`` block carries ``w_avg``, so a client can
   truncate (w_avg + psi * (w - w_avg)), repeat w over the num_ws layers, or mix two styles by
-  layer, all in numpy, without another graph.
+  layer, all in numpy, without another graph (``backend.sampler`` does).
+
+The graphs are the manifest's ``members``, labelled "generator", or "mapping" and "synthesis".
 
 Every graph has a dynamic batch axis and is checked against torch on a seeded batch before the
 manifest is written; a difference above ``PARITY_TOLERANCE`` stops the export.
@@ -102,24 +104,24 @@ def export_gan_run(run_dir: Path, out_dir: Path, *, name: str = "anime-faces", v
     if (run_dir / "metrics.json").is_file():
         final_metrics = {k: float(v) for k, v in json.loads((run_dir / "metrics.json").read_text()).items() if k != "step"}
     z = torch.from_numpy(np.random.default_rng(0).standard_normal((4, config.z_dim)).astype(np.float32))
-    graphs: dict[str, Member] = {}
+    members: list[Member] = []
     stylegan = None
     if isinstance(G, StyleGenerator):
         mapping, synthesis = _Mapping(G), _Synthesis(G)
         diff = _export(mapping, z, out_dir / "mapping.onnx", "z", "w")
-        graphs["mapping"] = _member(out_dir / "mapping.onnx", "mapping: z -> w", step, diff, {})
+        members.append(_member(out_dir / "mapping.onnx", "mapping", step, diff, {}))
         with torch.no_grad():
             w = G.mapping(z)
         # the check batch: untruncated, truncated and style-mixed ws, as a client would make them
         ws = G.broadcast(torch.cat([w, G.mapping.w_avg.lerp(w, 0.5)])).clone()
         ws[0, G.num_ws // 2 :] = w[1]
         diff = _export(synthesis, ws, out_dir / "synthesis.onnx", "ws", "image")
-        graphs["synthesis"] = _member(out_dir / "synthesis.onnx", "synthesis: ws -> image", step, diff, final_metrics)
+        members.append(_member(out_dir / "synthesis.onnx", "synthesis", step, diff, final_metrics))
         stylegan = StyleGANSpec(num_ws=G.num_ws, w_dim=G.w_dim, z_dim=G.z_dim, image_size=config.image_size,
                                 w_avg=[float(v) for v in G.mapping.w_avg], truncation_psi=config.sample_truncation)
     else:
         diff = _export(G, z, out_dir / "generator.onnx", "z", "image")
-        graphs["generator"] = _member(out_dir / "generator.onnx", "generator: z -> image", step, diff, final_metrics)
+        members.append(_member(out_dir / "generator.onnx", "generator", step, diff, final_metrics))
     data = []
     if data_dir is not None and (Path(data_dir) / ANIME_ZIP).is_file():
         data.append({"path": str(ANIME_ZIP), "sha256": sha256_file(Path(data_dir) / ANIME_ZIP)})
@@ -140,7 +142,7 @@ def export_gan_run(run_dir: Path, out_dir: Path, *, name: str = "anime-faces", v
         input=LatentInput(name="z", dim=config.z_dim, description="z ~ N(0, I), float32 (B, z_dim)"),
         output=TensorSpec(name="image", image_size=config.image_size,
                           description="RGB anime face, about [-1, 1]; clip before converting to pixels"),
-        members=[], graphs=graphs, stylegan=stylegan,
+        members=members, stylegan=stylegan,
         training={"config": config.model_dump(mode="json"), "run": run_dir.name, "step": step, "wall_time_s": wall,
                   "torch": torch.__version__, "machine": platform.machine(), "opset": OPSET},
         data=data, metrics=final_metrics, samples=samples,

@@ -28,19 +28,27 @@ class GANConfig(BaseModel):
     ndf: int = Field(64, ge=2, le=1024, description="discriminator width (channels of its first layer)")
     batch_size: int = Field(64, ge=2, le=1024, description="real and generated images per step")
     steps: int = Field(20000, ge=1, description="generator updates in total")
-    lr_g: float = Field(2e-4, gt=0, le=1, description="learning rate of the generator (Adam)")
+    lr_g: float = Field(2e-4, gt=0, le=1, description="learning rate of the generator (Adam; DCGAN's 2e-4; some anime-face "
+                                                      "DCGANs use 5e-4 here with 1e-4 for the discriminator)")
     lr_d: float = Field(2e-4, gt=0, le=1, description="learning rate of the discriminator (Adam)")
     beta1: float = Field(0.5, ge=0, lt=1, description="Adam beta1")
     beta2: float = Field(0.999, ge=0, lt=1, description="Adam beta2")
     flip: bool = Field(True, description="random horizontal flips of the real faces")
-    sharpness: float = Field(0.0, ge=0, le=1, description="probability of a random sharpness change (factor 0.5..2) of a real face")
+    sharpness: float = Field(0.0, ge=0, le=1,
+                             description="probability of a random sharpness change (factor 0.5..2) of a real face")
     anime_limit: int | None = Field(None, ge=1, description="use only the first N anime faces (empty: all)")
     seed: int = Field(0, description="seeds the weights and, with the step number, every random draw of a step")
     log_every: int = Field(50, ge=1, description="steps between lines of loss_log.jsonl")
     sample_every: int = Field(500, ge=1, description="steps between sample grids (and metrics)")
     checkpoint_every: int = Field(500, ge=1, description="steps between checkpoints")
     sample_count: int = Field(64, ge=1, le=256, description="faces in a sample grid, from fixed latents")
-    eval_count: int = Field(512, ge=0, description="generated and real faces compared by the pixel Fréchet distance (0: none)")
+    eval_count: int = Field(512, ge=0,
+                            description="generated and real faces compared by the pixel Fréchet distance (0: none)")
+
+
+def _kind_field(kind: str, description: str) -> Any:
+    """A kind's fixed ``kind`` field; the schema lists its one value (the form shows a fixed choice)."""
+    return Field(kind, description=description, json_schema_extra={"enum": [kind], "readOnly": True})
 
 
 class _ConvGANConfig(GANConfig):
@@ -54,14 +62,14 @@ class DCGANConfig(_ConvGANConfig):
     """DCGAN (Radford et al. 2016): transposed-conv generator, strided-conv discriminator with
     batch norm, the non-saturating cross-entropy loss."""
 
-    kind: Literal["dcgan"] = Field("dcgan", description="DCGAN: cross-entropy loss")
+    kind: Literal["dcgan"] = _kind_field("dcgan", "DCGAN: cross-entropy loss")
     fuzzy_labels: bool = Field(False, description="discriminator targets 0.9 / 0.1 instead of 1 / 0")
 
 
 class LSGANConfig(_ConvGANConfig):
     """LSGAN (Mao et al. 2017): the DCGAN networks with a least-squares loss (targets 0/1)."""
 
-    kind: Literal["lsgan"] = Field("lsgan", description="LSGAN: least-squares loss on the DCGAN networks")
+    kind: Literal["lsgan"] = _kind_field("lsgan", "LSGAN: least-squares loss on the DCGAN networks")
     fuzzy_labels: bool = Field(False, description="discriminator targets 0.9 / 0.1 instead of 1 / 0")
 
 
@@ -69,11 +77,12 @@ class WGANDivConfig(_ConvGANConfig):
     """WGAN-div (Wu et al. 2018): the DCGAN networks, a critic without batch norm, the
     Wasserstein divergence penalty k * E|grad D(x_hat)|^p on real/fake interpolations.
 
-    ``n_critic`` defaults to 5 critic updates per generator update, the WGAN-GP setting that the
-    WGAN-div experiments and their reference implementations keep; 1 is much cheaper on a CPU
-    and still trains, more noisily."""
+    ``n_critic`` defaults to 5 critic updates per generator update: WGAN-GP's setting, which the
+    common WGAN-div implementations keep (with k = 2, p = 6 and Adam 2e-4, 0.5, 0.999). With one critic
+    update a step already costs about 1.7 DCGAN steps on a CPU (the penalty differentiates
+    through the critic twice), so the CPU config uses 2."""
 
-    kind: Literal["wgan_div"] = Field("wgan_div", description="WGAN-div: Wasserstein divergence critic")
+    kind: Literal["wgan_div"] = _kind_field("wgan_div", "WGAN-div: Wasserstein divergence critic")
     n_critic: int = Field(5, ge=1, le=20, description="critic updates per generator update")
     div_k: float = Field(2.0, gt=0, description="weight k of the divergence penalty")
     div_p: float = Field(6.0, gt=0, description="power p of the gradient norm in the penalty")
@@ -86,12 +95,16 @@ class StyleGANConfig(GANConfig):
     """StyleGAN2-style generator without progressive growing: a mapping network z -> w, a learned
     4x4 constant, modulated convolutions with weight demodulation (StyleGAN2; AdaIN's instance
     normalisation is what made StyleGAN's "droplet" artefacts, demodulation removes them), noise
-    inputs, skip toRGB outputs, style mixing, an EMA generator and lazy R1. The whole network
-    trains at full resolution from step 0 (no progressive growing, as in StyleGAN2). Widths:
-    ``ngf``/``ndf`` channels at full resolution, doubled per halving up to ``max_channels``.
+    inputs, skip toRGB outputs, style mixing, an EMA generator, the logistic (non-saturating)
+    loss and R1 on real images. The whole network trains at full resolution from step 0: no
+    progressive growing (StyleGAN2 dropped it too). Widths: ``ngf``/``ndf`` channels at full
+    resolution, doubled per halving up to ``max_channels``.
+
+    R1 is used (gamma 0.05, lazily every 16 steps): StyleGAN2-ADA's rule of thumb
+    0.0002 * resolution^2 / batch gives 0.01-0.03 at 64 px; a little more suits a small data set.
     No path-length regulariser (its cost is not worth it at these sizes)."""
 
-    kind: Literal["stylegan"] = Field("stylegan", description="StyleGAN2-style generator (no progressive growing)")
+    kind: Literal["stylegan"] = _kind_field("stylegan", "StyleGAN2-style generator (no progressive growing)")
     z_dim: int = Field(256, ge=1, le=1024, description="length of the latent vector z ~ N(0, I)")
     w_dim: int = Field(256, ge=1, le=1024, description="length of the intermediate latent w (the style)")
     mapping_layers: int = Field(8, ge=1, le=16, description="fully connected layers of the mapping network")
@@ -104,7 +117,11 @@ class StyleGANConfig(GANConfig):
     lr_d: float = Field(2e-3, gt=0, le=1, description="learning rate of the discriminator (Adam; equalised learning rate)")
     beta1: float = Field(0.0, ge=0, lt=1, description="Adam beta1")
     beta2: float = Field(0.99, ge=0, lt=1, description="Adam beta2")
-    style_mixing_prob: float = Field(0.9, ge=0, le=1, description="probability that a batch mixes two latents at a random layer")
+    modulation: Literal["modconv"] = Field(
+        "modconv", description="how styles enter the convolutions: modulated convolution with weight demodulation "
+                               "(StyleGAN2); AdaIN is not offered, its instance normalisation causes droplet artefacts")
+    style_mixing_prob: float = Field(0.9, ge=0, le=1,
+                                     description="probability that a batch mixes two latents at a random layer")
     ema_half_life_images: int = Field(10000, ge=1, description="half-life of the EMA generator, in training images")
     ema_rampup: float | None = Field(
         0.05, gt=0, description="early on, the half-life is at most this fraction of the images seen (empty: no ramp-up)")

@@ -17,12 +17,20 @@ from backend.db.models import Dataset, ModelVersion, TrainingJob
 from backend.jobs import service
 from backend.settings import get_settings
 from training.export import export_run
+from training.export_gan import export_gan_run
+from training.gan_config import GAN_CONFIGS
 from training.progress import Progress, TrainingCancelled
 from training.train_cyclegan import CycleGANConfig, CycleGANTrainer
+from training.train_gan import GANTrainer
 
 log = logging.getLogger(__name__)
 
-TRAINERS = {"cyclegan": (CycleGANConfig, CycleGANTrainer)}
+#: Job kind -> (config class, trainer class); EXPORTERS: job kind -> export function.
+TRAINERS = {
+    "cyclegan": (CycleGANConfig, CycleGANTrainer),
+    **{kind: (config_cls, GANTrainer) for kind, config_cls in GAN_CONFIGS.items()},
+}
+EXPORTERS = {"cyclegan": export_run, **{kind: export_gan_run for kind in GAN_CONFIGS}}
 
 
 class JobReporter:
@@ -155,7 +163,7 @@ def run_training_job(job_id: int, *, worker: str) -> str:
         # A CycleGAN job makes a new version of the drawing model, ready to promote.
         name = settings.default_model if kind == "cyclegan" else kind
         out = Path(settings.job_models_dir) / f"{name}-job{job_id}"
-        manifest = export_run(run_dir, out, name=name, version=f"job{job_id}", data_dir=settings.data_dir)
+        manifest = EXPORTERS[kind](run_dir, out, name=name, version=f"job{job_id}", data_dir=settings.data_dir)
         with Session() as s:
             # Registered once, even when the job ran again after dying between export and here.
             exists = s.query(ModelVersion).filter(ModelVersion.name == manifest["name"],

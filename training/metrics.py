@@ -210,6 +210,7 @@ class RandomConvFeatures(FeatureExtractor):
         import torch
 
         self.id = RANDCONV_ID if (seed, input_size) == (0, 64) else f"{RANDCONV_ID}-seed{seed}-in{input_size}"
+        self.label = RANDCONV_LABEL.replace(RANDCONV_ID, self.id, 1)
         self.input_size = input_size
         g = torch.Generator().manual_seed(seed)
         self.weights = []
@@ -321,7 +322,7 @@ def build_fid_inception():
 
 def verify_inception_weights(path: Path, expected_sha256: str = INCEPTION_SHA256) -> str:
     """The file's sha256 when it is the expected one; InceptionWeightsError otherwise."""
-    from training.data import sha256_file
+    from backend.manifest import sha256_file
 
     path = Path(path)
     if not path.is_file():
@@ -346,8 +347,6 @@ def load_fid_inception(path: Path, expected_sha256: str = INCEPTION_SHA256):
         # Only reached with the file whose sha256 is pinned above, so unpickling it is safe.
         log.info("loading %s with the full unpickler (%s)", path, type(exc).__name__)
         state = torch.load(path, map_location="cpu", weights_only=False)
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
     net = build_fid_inception()
     net.load_state_dict(state, strict=True)
     return net.eval()
@@ -362,6 +361,7 @@ class InceptionFeatures(FeatureExtractor):
     dim = 2048
 
     def __init__(self, weights: Path, device: str = "cpu", expected_sha256: str = INCEPTION_SHA256):
+        """``expected_sha256`` is for tests of the loader only: the label promises pytorch-fid's file."""
         self.device = device
         self.net = load_fid_inception(Path(weights), expected_sha256).to(device)
 
@@ -402,7 +402,8 @@ class RealImages:
     @classmethod
     def from_zip(cls, path: Path, size: int | None = None, limit: int | None = None) -> "RealImages":
         """The images of a zip (sorted by name, the first ``limit``), at ``size`` (None: as stored)."""
-        from training.data import DataError, load_image_zip, sha256_file, zip_image_names
+        from backend.manifest import sha256_file
+        from training.data import DataError, load_image_zip, zip_image_names
 
         path = Path(path)
         if not path.is_file():

@@ -251,14 +251,14 @@ def set_model_in_ensemble(session: Session, *, version_id: int, in_ensemble: boo
 
 def update_model_version_metrics(session: Session, *, version_id: int, metrics: dict[str, Any],
                                  drop: Callable[[str], bool] | None = None) -> ModelVersion | None:
-    """Merge ``metrics`` into the version's metrics, first removing the keys ``drop`` picks (the
-    results of an earlier evaluation, say). None when the version does not exist."""
+    """Merge ``metrics`` into the version's metrics (the new ones first, as lists show them),
+    removing the old keys ``drop`` picks (an earlier evaluation's, say). None when the version
+    does not exist."""
     model = session.get(ModelVersion, version_id)
     if model is None:
         return None
-    merged = {k: v for k, v in (model.metrics or {}).items() if drop is None or not drop(k)}
-    merged.update(metrics)
-    model.metrics = merged  # a new dict: the JSON column sees the change
+    kept = {k: v for k, v in (model.metrics or {}).items() if k not in metrics and (drop is None or not drop(k))}
+    model.metrics = {**metrics, **kept}  # a new dict: the JSON column sees the change
     session.commit()
     return model
 

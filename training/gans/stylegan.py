@@ -345,7 +345,8 @@ class StyleDiscriminator(nn.Module):
         super().__init__()
         ch = lambda res: channels_at(res, image_size, width, max_channels)  # noqa: E731
         self.from_rgb = EqualConv2d(img_channels, ch(image_size), 1, activate=True)
-        self.blocks = nn.Sequential(*(DiscriminatorBlock(ch(res), ch(res // 2)) for res in reversed(_resolutions(image_size))))
+        self.blocks = nn.Sequential(
+            *(DiscriminatorBlock(ch(res), ch(res // 2)) for res in reversed(_resolutions(image_size))))
         self.mbstd = MinibatchStd(mbstd_group)
         self.conv = EqualConv2d(ch(4) + 1, ch(4), 3, activate=True)
         self.fc = EqualLinear(ch(4) * 16, ch(4), activate=True)

@@ -1,0 +1,380 @@
+"""Unconditional generators (DCGAN, LSGAN, WGAN-div, StyleGAN): 2-step CPU smoke tests, the
+StyleGAN mechanics (style mixing, truncation, EMA, num_ws), resume equivalence, the losses by
+hand, and torch<->ONNX parity of the exports."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+import torch.nn.functional as F
+
+from backend.manifest import LatentInput, ModelManifest, SketchInput
+from conftest import ROOT
+from training.export_gan import export_gan_run
+from training.gan_config import GAN_CONFIGS, load_gan_config
+from training.gans.losses import CrossEntropyLoss, LeastSquaresLoss, WassersteinDivLoss, wgan_div_penalty
+from training.gans.stylegan import ModulatedConv2d, StyleGenerator, style_mix
+from training.train_gan import GANTrainer, build_networks
+
+TINY = dict(image_size=16, z_dim=8, ngf=4, ndf=4, batch_size=4, steps=2, anime_limit=32, log_every=1,
+            sample_every=2, checkpoint_every=1, sample_count=4, eval_count=8, seed=3)
+TINY_STYLE = dict(w_dim=8, mapping_layers=2, max_channels=8, ema_rampup=None, r1_every=2)
+KINDS = ["dcgan", "lsgan", "wgan_div", "stylegan"]
+
+
+def tiny(kind: str, **overrides):
+    extra = TINY_STYLE if kind == "stylegan" else {"n_critic": 2} if kind == "wgan_div" else {}
+    return load_gan_config({**TINY, **extra, **overrides, "kind": kind})
+
+
+def _params(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items() if v.is_floating_point()}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One thread: on a small shared machine more threads only spin against each other."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, data_dir):
+    """kind -> (trainer after 2 steps, progress events, G/D/G_ema parameters before training)."""
+    cache = {}
+
+    def get(kind: str):
+        if kind not in cache:
+            torch.set_num_threads(1)
+            trainer = GANTrainer(tiny(kind), tmp_path_factory.mktemp(kind) / "run", data_dir)
+            before = {"G": _params(trainer.G), "D": _params(trainer.D)}
+            events = []
+            trainer.run(events.append)
+            cache[kind] = (trainer, events, before)
+        return cache[kind]
+
+    return get
+
+
+# -- every kind: two steps ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_two_steps_train_and_write_everything(kind, runs):
+    trainer, events, before = runs(kind)
+    assert trainer.step == 2 and [e.step for e in events] == [1, 2]
+    losses = events[-1].losses
+    assert {"G", "D"} <= set(losses)
+    logged = set().union(*(e.losses for e in events))
+    assert {"wgan_div": "div", "stylegan": "r1"}.get(kind, "D_real") in logged  # R1 is lazy: step 0 only
+    assert all(math.isfinite(v) for e in events for v in e.losses.values())
+    for name in ("G", "D"):
+        after = _params(getattr(trainer, name))
+        moved = [k for k in after if not torch.equal(after[k], before[name][k])]
+        assert len(moved) >= len(after) // 2, f"{name}: only {moved} moved"
+    faces = trainer.generate(torch.randn(3, trainer.config.z_dim))
+    assert faces.shape == (3, 3, 16, 16) and np.isfinite(faces).all()
+    run = trainer.run_dir
+    assert events[-1].sample_path.is_file() and events[-1].checkpoint_path.is_file()
+    assert len((run / "loss_log.jsonl").read_text().splitlines()) == 2
+    assert json.loads((run / "config.json").read_text())["kind"] == kind
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["step"] == 2 and metrics["fd_pixels8"] > 0 and metrics["sample_diversity"] > 0
+    ckpt = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)
+    assert ckpt["format_version"] == 1 and ckpt["kind"] == kind and ckpt["step"] == 2
+    assert {"G", "D", "opt_G", "opt_D"} <= set(ckpt) and ("G_ema" in ckpt) == (kind == "stylegan")
+
+
+def test_the_ema_generator_trails_the_generator(runs):
+    trainer, _, before = runs("stylegan")
+    g, ema, init = _params(trainer.G), _params(trainer.G_ema), before["G"]
+    weights = [k for k in g if "noise_const" not in k and k != "mapping.w_avg"]
+    assert all(not torch.equal(ema[k], g[k]) for k in weights if not torch.equal(g[k], init[k]))
+    # half-life 10k images, 8 seen: the EMA has barely left the initial weights, G has
+    dist = lambda a, b: sum((a[k] - b[k]).abs().sum().item() for k in weights)  # noqa: E731
+    assert 0 < dist(ema, init) < 0.01 * dist(g, init)
+    assert torch.equal(ema["mapping.w_avg"], g["mapping.w_avg"]) and g["mapping.w_avg"].abs().sum() > 0
+
+
+def test_ema_beta_follows_the_half_life_and_ramp_up(tmp_path, data_dir):
+    t = GANTrainer(tiny("stylegan", batch_size=10, ema_half_life_images=1000, ema_rampup=0.5), tmp_path, data_dir)
+    assert t.update_ema(images_seen=1_000_000) == pytest.approx(0.5 ** (10 / 1000))
+    assert t.update_ema(images_seen=40) == pytest.approx(0.5 ** (10 / 20))  # ramp-up: half-life 0.5 * 40
+
+
+# -- StyleGAN mechanics ------------------------------------------------------------------------
+
+def _tiny_G(image_size: int = 16) -> StyleGenerator:
+    torch.manual_seed(0)
+    G = StyleGenerator(z_dim=8, w_dim=8, image_size=image_size, width=2, max_channels=4, mapping_layers=2)
+    with torch.no_grad():  # noise and biases start at 0; give them a value so every path counts
+        for name, p in G.named_parameters():
+            if name.endswith(("noise_strength", "bias")):
+                p.normal_(0, 0.5)
+    return G.eval()
+
+
+@pytest.mark.parametrize("image_size, num_ws", [(16, 6), (32, 8), (64, 10)])
+def test_num_ws_is_the_number_of_style_inputs_read(image_size, num_ws):
+    G = _tiny_G(image_size)
+    assert G.num_ws == num_ws
+    ws = torch.randn(1, num_ws, 8)
+    with torch.no_grad():
+        base = G.synthesis(ws, "const")
+        assert base.shape == (1, 3, image_size, image_size)
+        for i in range(num_ws):  # every style input changes the image
+            nudged = ws.clone()
+            nudged[:, i] += 1.0
+            assert not torch.allclose(G.synthesis(nudged, "const"), base), f"ws[:, {i}] is not read"
+
+
+@pytest.mark.parametrize("up", [False, True])
+def test_modulated_conv_equals_per_sample_modulated_and_demodulated_weights(up):
+    """The layer scales activations; StyleGAN2 writes it as a per-sample weight
+    W'_b = s_b * W, W''_b = W'_b / |W'_b[out]|. Both must give the same output."""
+    torch.manual_seed(0)
+    conv = ModulatedConv2d(3, 5, 3, w_dim=4, up=up)
+    x, w = torch.randn(2, 3, 6, 6), torch.randn(2, 4)
+    with torch.no_grad():
+        got = conv(x, w)
+        styles = conv.affine(w)
+        want = []
+        for b in range(2):
+            weight = conv.weight * conv.weight_gain * styles[b][None, :, None, None]
+            weight = weight / weight.square().sum(dim=(1, 2, 3), keepdim=True).add(1e-8).sqrt()
+            xb = F.interpolate(x[b : b + 1], scale_factor=2, mode="bilinear", align_corners=False) if up else x[b : b + 1]
+            want.append(F.conv2d(xb, weight, padding=1))
+    torch.testing.assert_close(got, torch.cat(want), rtol=0, atol=1e-5)
+    assert got.shape == (2, 5, 12 if up else 6, 12 if up else 6)
+
+
+def test_style_mixing_changes_the_output():
+    G = _tiny_G()
+    za, zb = torch.randn(2, 8), torch.randn(2, 8)
+    with torch.no_grad():
+        wa, wb = G.broadcast(G.mapping(za)), G.broadcast(G.mapping(zb))
+        mixed = style_mix(wa, wb, cutoff=3)
+        assert torch.equal(mixed[:, :3], wa[:, :3]) and torch.equal(mixed[:, 3:], wb[:, 3:])
+        img_a, img_b, img_mix = (G.synthesis(w, "const") for w in (wa, wb, mixed))
+        assert (img_mix - img_a).abs().mean() > 1e-3 and (img_mix - img_b).abs().mean() > 1e-3
+        # the training path: mixing with probability 1 versus never, same random draws
+        torch.manual_seed(5)
+        never = G.training_ws(za, zb, mixing_prob=0.0)
+        torch.manual_seed(5)
+        always = G.training_ws(za, zb, mixing_prob=1.0)
+    assert torch.equal(never, wa)
+    cut = int((always != wa).any(dim=(0, 2)).nonzero()[0])
+    assert 1 <= cut < G.num_ws and torch.equal(always[:, cut:], wb[:, cut:])
+
+
+def test_truncation_psi_zero_gives_the_average_face_for_any_z():
+    G = _tiny_G()
+    with torch.no_grad():
+        G.mapping.w_avg.copy_(torch.randn(8))
+        a = G(torch.randn(3, 8), psi=0.0, noise_mode="const")
+        b = G(torch.randn(3, 8) * 3, psi=0.0, noise_mode="const")
+        avg = G.synthesis(G.broadcast(G.mapping.w_avg[None]), "const")
+        free = G(torch.randn(3, 8), psi=1.0, noise_mode="const")
+    torch.testing.assert_close(a, avg.expand_as(a), rtol=0, atol=1e-5)  # batch 3 vs 1: float rounding only
+    torch.testing.assert_close(b, a, rtol=0, atol=0)
+    assert (free - a).abs().max() > 1e-2
+
+
+# -- resume ------------------------------------------------------------------------------------
+
+def test_resume_takes_the_same_steps(tmp_path, data_dir):
+    config = tiny("stylegan", steps=3)  # R1 on steps 0 and 2, mixing, noise, EMA, w_avg: all must resume
+    straight = GANTrainer(config, tmp_path / "a", data_dir)
+    straight.run()
+    GANTrainer(config, tmp_path / "b", data_dir).run(stop_at=2)
+    resumed = GANTrainer(config, tmp_path / "b", data_dir)
+    assert resumed.load_checkpoint() and resumed.step == 2
+    resumed.run()
+    for name in ("G", "D", "G_ema"):
+        a, b = _params(getattr(straight, name)), _params(getattr(resumed, name))
+        for k in a:
+            torch.testing.assert_close(b[k], a[k], rtol=0, atol=0, msg=f"{name}.{k}")
+    assert [json.loads(line)["step"] for line in (tmp_path / "b" / "loss_log.jsonl").read_text().splitlines()] == [1, 2, 3]
+    # a different seed goes elsewhere: the comparison above can fail
+    other = GANTrainer(tiny("stylegan", steps=3, seed=4), tmp_path / "c", data_dir)
+    other.run()
+    assert not torch.equal(_params(other.G)["synthesis.const"], _params(straight.G)["synthesis.const"])
+    with pytest.raises(ValueError, match="ngf"):
+        GANTrainer(tiny("stylegan", steps=3, ngf=8), tmp_path / "b", data_dir).load_checkpoint()
+    with pytest.raises(ValueError, match="stylegan"):
+        GANTrainer(tiny("dcgan"), tmp_path / "b", data_dir).load_checkpoint()
+
+
+# -- losses by hand ----------------------------------------------------------------------------
+
+def test_wgan_div_penalty_matches_a_hand_computation():
+    """Critic D(x) = sum(a x^2 + b x): grad D(x) = 2 a x + b, so the penalty has a closed form."""
+    gen = torch.Generator().manual_seed(0)
+    a = torch.nn.Parameter(torch.rand(1, 2, 3, generator=gen, dtype=torch.float64))
+    b = torch.nn.Parameter(torch.randn(1, 2, 3, generator=gen, dtype=torch.float64))
+    critic = lambda x: (a * x**2 + b * x).flatten(1).sum(1)  # noqa: E731
+    real = torch.randn(3, 1, 2, 3, generator=gen, dtype=torch.float64)
+    fake = torch.randn(3, 1, 2, 3, generator=gen, dtype=torch.float64)
+    eps = torch.tensor([0.0, 0.3, 1.0], dtype=torch.float64)
+    k, p = 2.0, 6.0
+
+    A, B, R, Fk, E = (t.detach().numpy() for t in (a, b, real, fake, eps))
+    x_hat = E[:, None, None, None] * R + (1 - E[:, None, None, None]) * Fk
+    norms = np.sqrt(((2 * A * x_hat + B) ** 2).reshape(3, -1).sum(1))
+    want = k * np.mean(norms**p)
+
+    got = wgan_div_penalty(critic, real, fake, k, p, eps=eps)
+    assert got.item() == pytest.approx(want, rel=1e-12)
+    got.backward()  # the penalty trains the critic
+    assert a.grad.abs().sum() > 0 and b.grad.abs().sum() > 0
+
+    # the whole critic loss: D(fake) - D(real) + penalty, with eps drawn from torch's generator
+    torch.manual_seed(11)
+    loss, parts = WassersteinDivLoss(k, p).discriminator(critic, real, fake)
+    torch.manual_seed(11)
+    eps2 = torch.rand(3, dtype=torch.float64)
+    x_hat2 = eps2.numpy()[:, None, None, None] * R + (1 - eps2.numpy()[:, None, None, None]) * Fk
+    div = k * np.mean(np.sqrt(((2 * A * x_hat2 + B) ** 2).reshape(3, -1).sum(1)) ** p)
+    d = lambda x: (A * x**2 + B * x).reshape(3, -1).sum(1)  # noqa: E731
+    assert loss.item() == pytest.approx(d(Fk).mean() - d(R).mean() + div, rel=1e-12)
+    assert parts["div"] == pytest.approx(div, rel=1e-12)
+
+
+@pytest.mark.parametrize("fuzzy", [False, True])
+def test_cross_entropy_and_least_squares_losses_by_hand(fuzzy):
+    critic = lambda x: x.flatten(1).mean(1)  # noqa: E731
+    real, fake = torch.full((2, 3, 4, 4), 2.0), torch.full((2, 3, 4, 4), -1.0)
+    tr, tf = (0.9, 0.1) if fuzzy else (1.0, 0.0)
+    sp = lambda v: math.log1p(math.exp(v))  # noqa: E731 - softplus: BCE(logit l, target t) = sp(l) - t l
+    ce = CrossEntropyLoss(fuzzy)
+    assert ce.discriminator(critic, real, fake)[0].item() == pytest.approx(sp(2) - 2 * tr + sp(-1) + tf, rel=1e-6)
+    assert ce.generator(critic, fake).item() == pytest.approx(sp(-1) + 1, rel=1e-6)  # non-saturating
+    ls = LeastSquaresLoss(fuzzy)
+    assert ls.discriminator(critic, real, fake)[0].item() == pytest.approx(0.5 * (2 - tr) ** 2 + 0.5 * (-1 - tf) ** 2)
+    assert ls.generator(critic, fake).item() == pytest.approx(0.5 * 4)
+
+
+# -- networks and configs ----------------------------------------------------------------------
+
+def test_dcgan_init_switch_and_a_critic_without_batch_norm():
+    torch.manual_seed(0)
+    G, D = build_networks(tiny("dcgan", ngf=16, ndf=16))
+    assert 0.017 < G.net[0].weight.std().item() < 0.023
+    torch.manual_seed(0)
+    G2, _ = build_networks(tiny("dcgan", ngf=16, ndf=16, init="default"))
+    assert not 0.017 < G2.net[0].weight.std().item() < 0.023
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())
+    _, critic = build_networks(tiny("wgan_div"))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in critic.modules())
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in critic.modules())
+    assert critic(torch.randn(5, 3, 16, 16)).shape == (5,)
+
+
+def test_configs_registries_and_job_kinds():
+    for kind, cls in GAN_CONFIGS.items():
+        for target in ("cpu", "gpu"):
+            raw = json.loads((ROOT / "training" / "configs" / f"gan_{kind}_{target}.json").read_text())
+            config = load_gan_config(raw)
+            assert type(config) is cls and config.kind == kind and config.image_size == 64
+    with pytest.raises(ValueError, match="dcgan, lsgan, wgan_div, stylegan"):
+        load_gan_config({"kind": "biggan"})
+    with pytest.raises(ValueError, match="n_critic"):
+        load_gan_config({"kind": "dcgan", "n_critic": 5})  # a field of another kind is refused
+    from fastapi import HTTPException
+
+    from backend.admin import JOB_KINDS, JobIn, job_config_classes, validate_job_config
+    from training.jobs import EXPORTERS, TRAINERS
+
+    assert set(JOB_KINDS) == set(TRAINERS) == set(EXPORTERS) == {"cyclegan", *GAN_CONFIGS}
+    assert all(TRAINERS[k] == (GAN_CONFIGS[k], GANTrainer) and EXPORTERS[k] is export_gan_run for k in GAN_CONFIGS)
+    assert JobIn(kind="stylegan").kind == "stylegan" and set(job_config_classes()) == set(JOB_KINDS)
+    assert validate_job_config("stylegan", {"steps": 10}).z_dim == 256
+    with pytest.raises(HTTPException) as err:
+        validate_job_config("stylegan", {"kind": "dcgan"})
+    assert err.value.status_code == 422 and err.value.detail[0]["field"] == "kind"
+
+
+# -- export ------------------------------------------------------------------------------------
+
+def test_stylegan_export_is_two_graphs_that_match_torch(runs, tmp_path):
+    trainer, _, _ = runs("stylegan")
+    out = tmp_path / "faces"
+    manifest = ModelManifest.model_validate(export_gan_run(trainer.run_dir, out, name="anime_faces", version="t"))
+    manifest.verify(out)
+    assert ModelManifest.load(out) == manifest
+    G = trainer.G_ema
+    spec = manifest.stylegan
+    assert [m.label for m in manifest.members] == ["mapping", "synthesis"]
+    assert (spec.num_ws, spec.w_dim, spec.z_dim, spec.image_size) == (G.num_ws, 8, 8, 16) == (6, 8, 8, 16)
+    assert isinstance(manifest.input, LatentInput) and manifest.input.dim == 8
+    np.testing.assert_allclose(spec.w_avg, G.mapping.w_avg.numpy(), rtol=0, atol=1e-7)
+    mapping = ort.InferenceSession(str(out / "mapping.onnx"), providers=["CPUExecutionProvider"])
+    synthesis = ort.InferenceSession(str(out / "synthesis.onnx"), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(1)
+    for n in (1, 5):  # a dynamic batch axis on both graphs
+        z = rng.standard_normal((n, 8)).astype(np.float32)
+        w = mapping.run(None, {"z": z})[0]
+        with torch.no_grad():
+            want_w = G.mapping(torch.from_numpy(z)).numpy()
+        assert w.shape == (n, 8) and np.abs(w - want_w).max() <= 1e-4
+        w_avg = np.asarray(spec.w_avg, np.float32)
+        ws = np.repeat((w_avg + 0.7 * (w - w_avg))[:, None], spec.num_ws, axis=1)  # truncated, as a client does
+        ws[:, 4:] = w[::-1][:, None]                                                 # and mixed
+        img = synthesis.run(None, {"ws": ws})[0]
+        with torch.no_grad():
+            want = G.synthesis(torch.from_numpy(ws), noise_mode="const").numpy()
+        assert img.shape == (n, 3, 16, 16) and np.abs(img - want).max() <= 1e-4
+    from backend.sampler import FaceModel  # the random-faces sampler reads this export
+
+    face_model = FaceModel(out, ["CPUExecutionProvider"])
+    faces = face_model.images(face_model.broadcast(face_model.w([0, 1], 0.7)))
+    assert face_model.spec.num_ws == 6 and len(faces) == 2 and faces[0].size == (16, 16)
+
+
+def test_dcgan_export_is_one_graph_that_matches_torch(runs, tmp_path):
+    trainer, _, _ = runs("dcgan")
+    out = tmp_path / "dcgan"
+    manifest = ModelManifest.model_validate(export_gan_run(trainer.run_dir, out, name="dcgan", version="t"))
+    manifest.verify(out)
+    assert manifest.kind == "dcgan-anime-faces" and manifest.stylegan is None
+    assert [m.file for m in manifest.members] == ["generator.onnx"] and manifest.members[0].parity_max_abs_diff <= 1e-4
+    sess = ort.InferenceSession(str(out / "generator.onnx"), providers=["CPUExecutionProvider"])
+    G = trainer.G.eval()
+    for n in (1, 6):
+        z = np.random.default_rng(n).standard_normal((n, 8)).astype(np.float32)
+        got = sess.run(None, {"z": z})[0]
+        with torch.no_grad():
+            want = G(torch.from_numpy(z)).numpy()
+        assert got.shape == (n, 3, 16, 16) and np.abs(got - want).max() <= 1e-4
+    G.train()
+
+
+def test_sketch_manifests_still_read_as_before():
+    raw = {"name": "s", "kind": "cyclegan-sketch2anime", "version": "1", "created": "2026-01-01T00:00:00+00:00",
+           "input": {"name": "sketch", "image_size": 64, "raster_size": 28},
+           "output": {"name": "anime", "image_size": 64},
+           "members": [{"file": "member_0.onnx", "sha256": "0" * 64, "bytes": 1}]}
+    m = ModelManifest.model_validate(raw)
+    assert isinstance(m.input, SketchInput) and m.input.raster_size == 28 and m.stylegan is None
+
+
+def test_cli_trains_and_exports_a_gan_by_kind(tmp_path, data_dir, capsys):
+    from backend.cli import main
+
+    run = tmp_path / "run"
+    sets = [a for k, v in {**TINY, "steps": 1}.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+    assert main(["train", "--kind", "lsgan", "--run-dir", str(run), "--data-dir", str(data_dir), *sets, "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["step"] == 1
+    assert main(["export", "--run-dir", str(run), "--out", str(tmp_path / "m"), "--data-dir", str(data_dir)]) == 0
+    m = ModelManifest.load(tmp_path / "m")
+    assert m.name == "lsgan" and m.kind == "lsgan-anime-faces" and m.data  # the anime zip's hash
+    with pytest.raises(SystemExit, match="snapshots"):
+        main(["export", "--run-dir", str(run), "--out", str(tmp_path / "m2"), "--snapshots", "1"])
+    with pytest.raises(SystemExit, match="config says kind"):
+        main(["train", "--kind", "dcgan", "--run-dir", str(run), "--set", "kind=\"lsgan\"", "--quiet"])
