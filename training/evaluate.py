@@ -59,6 +59,13 @@ class Sampler:
     description: str
 
 
+def _short_source(source: str) -> str:
+    """A real set's file as its folder and name only: metrics travel (to the database, to docs)
+    and must not carry one machine's paths; the sha256 beside it says exactly which file."""
+    path = Path(source)
+    return "/".join(path.parts[-2:]) if path.is_absolute() else source
+
+
 def _real_set(real_images: np.ndarray | None, real_path: Path | None, data_dir: Path | None,
               real_limit: int | None, real_size: int | None) -> RealImages:
     if real_images is not None:
@@ -106,7 +113,7 @@ def evaluate_generator(sample_fn: Callable[[int], np.ndarray], n_samples: int, *
     scores = compare(ref, fake, extractor, kid_subset_size=kid_subset_size, kid_subsets=kid_subsets, seed=seed)
     metrics: dict[str, Any] = {
         **scores, "n_samples": int(done), "n_real": real.count,
-        "real_set": real.source, "real_sha256": real.sha256, "real_stats_cache": ref.cache,
+        "real_set": _short_source(real.source), "real_sha256": real.sha256, "real_stats_cache": ref.cache,
         "eval_seed": seed, "eval_wall_s": round(time.perf_counter() - t0, 2),
     }
     if done < n_samples:
