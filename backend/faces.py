@@ -92,11 +92,22 @@ def face_model_folder(settings: Settings) -> Path:
 def build_router(settings: Settings, api_client) -> APIRouter:
     r = APIRouter(prefix="/api/v1/faces", tags=["random faces"])
 
+    parsed: dict[int, tuple[str, ModelManifest]] = {}  # manifest mtime -> (sha256, manifest)
+
     def face_model() -> tuple[str, ModelManifest]:
-        """The installed face model's manifest and its sha256 (part of every cache key)."""
+        """The installed face model's manifest and its sha256 (part of every cache key), read
+        and parsed once per change of the file, not on every request."""
         path = face_model_folder(settings) / "manifest.json"
-        if not path.is_file():
-            raise HTTPException(status_code=503, detail=f"no random-face model is installed ({settings.face_model})")
+        try:
+            mtime = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            raise HTTPException(status_code=503, detail=f"no random-face model is installed ({settings.face_model})") from None
+        if mtime not in parsed:
+            parsed.clear()
+            parsed[mtime] = _read_face_manifest(path)
+        return parsed[mtime]
+
+    def _read_face_manifest(path: Path) -> tuple[str, ModelManifest]:
         raw = path.read_bytes()
         try:
             manifest = ModelManifest.model_validate_json(raw)

@@ -76,6 +76,14 @@ def load_anime_faces(data_dir: Path, size: int = 64, limit: int | None = None) -
     return load_image_zip(Path(data_dir) / ANIME_ZIP, size, limit)
 
 
+def load_anime(data_dir: Path, source: Path | None, size: int, limit: int | None = None) -> np.ndarray:
+    """The anime side of a training run: an uploaded image zip when given, else the data
+    folder's anime faces."""
+    if source is not None:
+        return load_image_zip(Path(source), size, limit)
+    return load_anime_faces(data_dir, size, limit)
+
+
 def load_quickdraw(data_dir: Path, split: str = "train") -> np.ndarray:
     """Quick, Draw! "smiley face" numpy_bitmaps, shape (N, 28, 28), ink 255 on 0.
 

@@ -29,8 +29,7 @@ from training.config import CycleGANConfig, MixConfig  # noqa: F401 - re-exporte
 from training.data import (
     SketchSource,
     edge_sketches,
-    load_anime_faces,
-    load_image_zip,
+    load_anime,
     load_quickdraw,
     render_doodle,
     synthetic_doodle,
@@ -189,9 +188,7 @@ class CycleGANTrainer:
             return
         c = self.config
         def anime(size: int) -> np.ndarray:
-            if self.anime_source is not None:
-                return load_image_zip(self.anime_source, size, c.anime_limit)
-            return load_anime_faces(self.data_dir, size, c.anime_limit)
+            return load_anime(self.data_dir, self.anime_source, size, c.anime_limit)
 
         faces = anime(c.image_size)
         self.anime = faces

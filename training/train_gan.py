@@ -41,7 +41,7 @@ from PIL import Image
 from torch import nn
 
 from backend.preprocess import output_to_images
-from training.data import load_anime_faces, load_image_zip
+from training.data import load_anime
 from training.gan_config import (  # noqa: F401 - re-exported for callers of the trainer
     GAN_CONFIGS,
     DCGANConfig,
@@ -158,10 +158,7 @@ class GANTrainer:
         if self._data_loaded:
             return
         c = self.config
-        if self.anime_source is not None:
-            self.anime = load_image_zip(self.anime_source, c.image_size, c.anime_limit)
-        else:
-            self.anime = load_anime_faces(self.data_dir, c.image_size, c.anime_limit)
+        self.anime = load_anime(self.data_dir, self.anime_source, c.image_size, c.anime_limit)
         n_real = min(c.eval_count, len(self.anime))
         pick = np.random.default_rng([c.seed, 1 << 32]).choice(len(self.anime), n_real, replace=False)
         self.eval_real = self._pool8(torch.from_numpy(self._to_float(self.anime[np.sort(pick)])))

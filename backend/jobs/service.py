@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import or_, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.db.models import TrainingJob
+from backend.db import crud
+from backend.db.models import TrainingJob, utcnow
 from backend.db.session import make_engine, make_sessionmaker
 from backend.jobs.celery_app import EVALUATE_TASK, TRAIN_TASK, celery_app
 from backend.settings import get_settings
@@ -24,8 +25,7 @@ FINISHED = ("succeeded", "failed", "cancelled")
 LOG_TAIL_LINES = 40
 
 
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+now = utcnow  # the one clock of the tables
 
 
 @lru_cache(maxsize=4)
@@ -113,16 +113,15 @@ def heartbeat(session: Session, *, job_id: int, worker: str) -> bool:
 
 
 def request_cancel(session: Session, *, job_id: int) -> TrainingJob | None:
-    """Queued jobs are cancelled at once; running ones stop at their next progress report."""
-    job = session.get(TrainingJob, job_id)
+    """Queued jobs are cancelled at once; running ones stop at their next progress report.
+    The decision is ``crud.request_cancel``'s (race-safe against a worker claiming the job);
+    this adds the line in the job's log."""
+    job = crud.request_cancel(session, job_id=job_id)
     if job is None:
         return None
-    if job.status == "queued":
-        job.status = "cancelled"
-        job.finished_at = now()
+    if job.status == "cancelled":
         append_log(job, "cancelled before it started")
-    elif job.status == "running":
-        job.cancel_requested = True
+    elif job.cancel_requested:
         append_log(job, "cancel requested")
     session.commit()
     return job
