@@ -39,7 +39,8 @@ EXAMPLES = {
         "  doodle2anime admin list"
     ),
     "report": (
-        "  doodle2anime report --run-dir runs/cpu_default --model models/sketch2anime --out docs/img/cpu_default"
+        "  doodle2anime report --run-dir runs/cpu_default --model models/sketch2anime --out docs/img/cpu_default\n"
+        "  doodle2anime report --run-dir runs/dcgan_cpu --model /tmp/dcgan --out docs/img/dcgan_cpu"
     ),
     "export": (
         "  doodle2anime export --run-dir runs/cpu_default --snapshots 6000,7000,8000 --out models/sketch2anime\n"
@@ -190,11 +191,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_kind(run_dir: Path) -> str:
+    config = run_dir / "config.json"
+    if not config.is_file():
+        raise SystemExit(f"{run_dir} is not a training run (no config.json)")
+    return str(json.loads(config.read_text()).get("kind", "cyclegan"))
+
+
 def cmd_report(args: argparse.Namespace) -> int:
-    from training.report import holdout_checks, holdout_grid, loss_curves
+    from training.report import face_figures, gan_loss_curves, holdout_checks, holdout_grid, loss_curves
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if _run_kind(Path(args.run_dir)) in GAN_CONFIGS:
+        gan_loss_curves(Path(args.run_dir), out / "loss_curves.png")
+        made = face_figures(Path(args.model), out)
+        print(json.dumps({k: str(v) for k, v in {"loss_curves": out / "loss_curves.png", **made}.items()}, indent=2))
+        return 0
     data_dir = Path(args.data_dir) if args.data_dir else get_settings().data_dir
     loss_curves(Path(args.run_dir), out / "loss_curves.png")
     holdout_grid(Path(args.model), data_dir, out / "holdout_grid.png", count=args.columns)
@@ -355,7 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=str, default=None, help="data folder, for the manifest's data hashes")
     p.set_defaults(func=cmd_export)
 
-    p = add("report", "Loss curves, a held-out doodle grid and held-out checks for a write-up.")
+    p = add("report", "Figures for a write-up: loss curves, and a held-out doodle grid with held-out checks "
+                      "(CycleGAN) or random faces from fixed seeds (face GANs; StyleGAN adds truncation, mixing, interpolation).")
     p.add_argument("--run-dir", type=str, required=True, help="the training run (for its loss log)")
     p.add_argument("--model", type=str, required=True, help="the exported model folder")
     p.add_argument("--out", type=str, required=True, help="folder for the figures and checks JSON")

@@ -131,6 +131,10 @@ def build_router(settings: Settings, api_client) -> APIRouter:
     async def run(request: Request, kind: str, params: dict[str, Any]):
         from backend.jobs.celery_app import celery_app
 
+        if params["size"] > settings.max_output_size:  # the operator's limit, as /translate keeps it
+            raise HTTPException(status_code=422, detail=[{
+                "loc": ["body", "size"], "type": "value_error",
+                "msg": f"size {params['size']} is over this service's limit of {settings.max_output_size}"}])
         Session = session(request)
         sha, manifest = face_model()
         layers = params.get("layers")

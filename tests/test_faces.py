@@ -304,6 +304,25 @@ def test_no_face_model_is_503(models_dir, tmp_path):
             assert db.execute("SELECT COUNT(*) FROM sample_requests").fetchone() == (0,)
 
 
+def test_the_operators_size_limit_holds_for_faces_too(models_dir, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from backend.app import create_app
+    from backend.settings import Settings
+
+    settings = Settings(models_dir=models_dir, database_url=f"sqlite:///{tmp_path / 'a.db'}", max_output_size=96,
+                        samples_dir=tmp_path / "samples", model_poll_s=0, providers=["CPUExecutionProvider"])
+    with TestClient(create_app(settings)) as client:
+        for path, body in [("random", {"seeds": [1], "size": 128}),
+                           ("mix", {"row_seeds": [1], "col_seeds": [2], "size": 97}),
+                           ("interpolate", {"seed_a": 1, "seed_b": 2, "size": 128})]:
+            r = client.post(f"/api/v1/faces/{path}", json=body)
+            assert r.status_code == 422, r.text
+            assert r.json()["detail"][0]["loc"] == ["body", "size"] and "limit of 96" in r.json()["detail"][0]["msg"]
+        with sqlite3.connect(tmp_path / "a.db") as db:
+            assert db.execute("SELECT COUNT(*) FROM sample_requests").fetchone() == (0,)
+
+
 def test_without_a_worker_the_answer_is_202_then_the_picture(models_dir, tmp_path):
     env = faces_env(tmp_path, models_dir, D2A_SAMPLE_WAIT_S="0.3")
     api, base = start_api(env, tmp_path / "api.log")

@@ -378,3 +378,34 @@ def test_cli_trains_and_exports_a_gan_by_kind(tmp_path, data_dir, capsys):
         main(["export", "--run-dir", str(run), "--out", str(tmp_path / "m2"), "--snapshots", "1"])
     with pytest.raises(SystemExit, match="config says kind"):
         main(["train", "--kind", "dcgan", "--run-dir", str(run), "--set", "kind=\"lsgan\"", "--quiet"])
+
+
+@pytest.mark.parametrize("kind", ["dcgan", "stylegan"])
+def test_report_draws_a_gan_run_from_its_export(kind, runs, tmp_path, capsys):
+    from PIL import Image
+
+    from backend.cli import main
+
+    trainer, _, _ = runs(kind)
+    model = tmp_path / "model"
+    export_gan_run(trainer.run_dir, model, name=kind, version="t")
+    out = tmp_path / "figs"
+    assert main(["report", "--run-dir", str(trainer.run_dir), "--model", str(model), "--out", str(out)]) == 0
+    made = json.loads(capsys.readouterr().out)
+    assert Image.open(out / "loss_curves.png").size[0] >= 1000  # two or three panels side by side
+    samples = np.asarray(Image.open(out / "samples.png"))
+    assert samples.shape == (8 * 16, 8 * 16, 3)  # 64 seeds, 8 per row, 16 px faces
+    tiles = samples.reshape(8, 16, 8, 16, 3).transpose(0, 2, 1, 3, 4).reshape(64, -1).astype(int)
+    assert np.abs(tiles[0] - tiles[1:]).max() > 0  # different seeds, different faces
+    if kind == "dcgan":
+        assert set(made) == {"loss_curves", "samples"}
+        return
+    assert set(made) == {"loss_curves", "samples", "random_psi0.7", "truncation", "mix_coarse", "mix_middle",
+                         "mix_fine", "interpolate"}
+    trunc = np.asarray(Image.open(out / "truncation.png")).astype(int)
+    assert trunc.shape == (6 * 16, 6 * 16, 3)
+    psi0 = trunc[:, 5 * 16 :].reshape(6, 16, 16, 3)  # the psi = 0 column: the average face in every row
+    psi1 = trunc[:, :16].reshape(6, 16, 16, 3)
+    assert np.abs(psi0 - psi0[0]).max() <= 1 and np.abs(psi1 - psi1[0]).max() > 0
+    assert Image.open(out / "mix_coarse.png").size == (6 * 16, 5 * 16)  # 5 column faces + 1, 4 row faces + 1
+    assert Image.open(out / "interpolate.png").size == (10 * 16, 16)

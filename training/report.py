@@ -3,6 +3,9 @@
 - ``loss_curves``: the loss log of a run as a chart.
 - ``holdout_grid``: held-out real Quick, Draw! smileys (never used in training) and what every
   member of an exported ensemble makes of them.
+- ``gan_loss_curves`` / ``face_figures``: the same for an unconditional face GAN (DCGAN, LSGAN,
+  WGAN-div, StyleGAN): its losses, a grid of random faces from fixed seeds and, for a StyleGAN,
+  truncation, style-mixing and interpolation figures, all made from the exported ONNX model.
 - ``holdout_checks``: two numbers that can fail. *Diversity*: outputs for different drawings
   differ (no mode collapse). *Following*: an output resembles its own drawing more than other
   drawings: the correlation between a doodle's blurred ink and the blurred edges of the face made
@@ -21,39 +24,99 @@ from backend.inference import Ensemble
 from training.data import edge_sketches, load_quickdraw
 
 
-def loss_curves(run_dir: Path, out: Path, smooth: int = 10) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def _loss_rows(run_dir: Path) -> list[dict]:
     by_step = {}  # the last entry of a step wins: a resumed run redoes the steps after its checkpoint
     for line in (Path(run_dir) / "loss_log.jsonl").read_text().splitlines():
         if line.strip():
             row = json.loads(line)
             by_step[row["step"]] = row
-    rows = [by_step[k] for k in sorted(by_step)]
-    steps = np.array([r["step"] for r in rows])
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    for ax, keys in zip(axes, (("G", "cycle", "identity", "G_gan"), ("D_A", "D_B"))):
+    if not by_step:
+        raise ValueError(f"{run_dir}: the loss log is empty")
+    return [by_step[k] for k in sorted(by_step)]
+
+
+def _plot_panels(rows: list[dict], panels: list[tuple[str, tuple[str, ...]]], out: Path, smooth: int) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8))
+    for ax, (title, keys) in zip(np.atleast_1d(axes), panels):
         for k in keys:
-            v = np.array([r[k] for r in rows])
+            logged = [r for r in rows if k in r]  # some terms are logged only on the steps that compute them
+            if not logged:
+                continue
+            x, v = np.array([r["step"] for r in logged]), np.array([r[k] for r in logged])
             if len(v) > smooth:
                 v = np.convolve(v, np.ones(smooth) / smooth, mode="valid")
-                x = steps[smooth - 1 :]
-            else:
-                x = steps
+                x = x[smooth - 1 :]
             ax.plot(x, v, label=k)
+        ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.legend()
-    axes[0].set_title("generators")
-    axes[1].set_title("discriminators (LSGAN)")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def loss_curves(run_dir: Path, out: Path, smooth: int = 10) -> Path:
+    """A CycleGAN run's generator and discriminator losses."""
+    return _plot_panels(_loss_rows(run_dir), [("generators", ("G", "cycle", "identity", "G_gan")),
+                                              ("discriminators (LSGAN)", ("D_A", "D_B"))], out, smooth)
+
+
+def gan_loss_curves(run_dir: Path, out: Path, smooth: int = 10) -> Path:
+    """A face GAN run's losses: the generator's, then the discriminator's (or critic's) with its
+    mean outputs on real and generated faces and, where logged, the R1 penalty."""
+    rows = _loss_rows(run_dir)
+    kind = json.loads((Path(run_dir) / "config.json").read_text()).get("kind", "GAN")
+    critic = "critic" if kind == "wgan_div" else "discriminator"
+    return _plot_panels(rows, [(f"generator ({kind})", ("G",)), (critic, ("D", "D_real", "D_fake")),
+                               *([("R1 penalty", ("r1",))] if any("r1" in r for r in rows) else [])],
+                        out, smooth)
+
+
+def face_figures(model_dir: Path, out: Path, *, seeds: int = 64, columns: int = 8,
+                 threads: int = 1) -> dict[str, Path]:
+    """Figures of an exported face GAN, all from fixed seeds so that two models can be compared:
+    ``samples.png`` (faces of seeds 0..seeds-1, untruncated: what FID measures) and, for a StyleGAN,
+    ``random_psi0.7.png``, ``truncation.png``, ``mix_{coarse,middle,fine}.png`` and ``interpolate.png``."""
+    from backend.manifest import ModelManifest
+    from training.evaluate import model_sampler
+    from training.train_gan import face_grid
+
+    model_dir, out = Path(model_dir), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = ModelManifest.load(model_dir)
+    manifest.verify(model_dir)
+    made = {"samples": out / "samples.png"}
+    face_grid(model_sampler(model_dir, manifest, seed=0, threads=threads).sample(seeds), columns).save(made["samples"])
+    if manifest.stylegan is None:
+        return made
+    from backend.sampler import FaceModel
+
+    model = FaceModel(model_dir, ["CPUExecutionProvider"], threads)
+    size = manifest.output.image_size
+    made["random_psi0.7"] = out / "random_psi0.7.png"
+    face_grid(np.stack([np.asarray(im.convert("RGB")) for im in model.images(model.broadcast(
+        model.w(list(range(48)), 0.7)))]), columns).save(made["random_psi0.7"])
+    # Rows: seeds; columns: psi from 1 (wilder) to 0 (the average face).
+    psis = (1.0, 0.8, 0.6, 0.4, 0.2, 0.0)
+    rows = [np.concatenate([np.asarray(model.faces([seed], psi, size).convert("RGB")) for psi in psis], axis=1)
+            for seed in range(6)]
+    made["truncation"] = out / "truncation.png"
+    Image.fromarray(np.concatenate(rows, axis=0)).save(made["truncation"])
+    for layers in ("coarse", "middle", "fine"):
+        made[f"mix_{layers}"] = out / f"mix_{layers}.png"
+        model.mix([10, 11, 12, 13], [20, 21, 22, 23, 24], layers, 0.7, size).save(made[f"mix_{layers}"])
+    made["interpolate"] = out / "interpolate.png"
+    frames = model.interpolate(7, 8, 10, 0.7, size)
+    Image.fromarray(np.concatenate([np.asarray(f.convert("RGB")) for f in frames], axis=1)).save(made["interpolate"])
+    return made
 
 
 def holdout_grid(model_dir: Path, data_dir: Path, out: Path, count: int = 16, start: int = 0) -> Path:
