@@ -64,3 +64,21 @@ def tiny_model(tmp_path_factory, data_dir) -> Path:
     out = base / "models" / "tiny"
     export_run(base / "run", out, name="tiny", snapshots=[1, 2], data_dir=data_dir)
     return out
+
+
+CHROMIUM = Path(os.environ.get("D2A_CHROMIUM", "/usr/bin/chromium"))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright (its own browser download is not used), one per module."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM} (set D2A_CHROMIUM to another binary)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                               args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            yield b
+        finally:
+            b.close()

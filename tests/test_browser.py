@@ -93,19 +93,6 @@ def server(tiny_model: Path, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-@pytest.fixture(scope="module")
 def base_url(server, browser) -> str:
     """The server's address once /readyz says the model serves (the browser starts meanwhile)."""
     proc, url, log_path, model = server

@@ -66,17 +66,6 @@ def deployment(tmp_path_factory):
         api.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                               args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        try:
-            yield b
-        finally:
-            b.close()
-
-
 @pytest.fixture
 def page(browser, deployment):
     """A fresh context (no cookie) and page; fails the test on any uncaught script error."""

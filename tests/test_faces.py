@@ -39,7 +39,6 @@ from procs import Proc, env_for, start_api, start_worker, wait_for
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 GIF_MAGIC = b"GIF89a"
-CHROMIUM = Path(os.environ.get("D2A_CHROMIUM", "/usr/bin/chromium"))
 SHOTS_DIR = ROOT / "docs" / "img"
 
 TINY = dict(kind="stylegan", image_size=16, z_dim=8, w_dim=8, ngf=4, ndf=4, max_channels=8, mapping_layers=2,
@@ -356,20 +355,6 @@ def test_without_a_worker_the_answer_is_202_then_the_picture(models_dir, tmp_pat
 
 # ---------------------------------------------------------------------------------------------
 # The page, in a real Chromium
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM} (set D2A_CHROMIUM to another binary)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                               args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def _loaded(page, selector: str, timeout: float = 60000) -> dict:
