@@ -19,6 +19,7 @@ from training.export_gan import export_gan_run
 from training.gan_config import GAN_CONFIGS, load_gan_config
 from training.gans.losses import CrossEntropyLoss, LeastSquaresLoss, WassersteinDivLoss, wgan_div_penalty
 from training.gans.stylegan import ModulatedConv2d, StyleGenerator, style_mix
+from training.runinfo import read_sessions
 from training.train_gan import GANTrainer, build_networks
 
 TINY = dict(image_size=16, z_dim=8, ngf=4, ndf=4, batch_size=4, steps=2, anime_limit=32, log_every=1,
@@ -201,6 +202,10 @@ def test_resume_takes_the_same_steps(tmp_path, data_dir):
         for k in a:
             torch.testing.assert_close(b[k], a[k], rtol=0, atol=0, msg=f"{name}.{k}")
     assert [json.loads(line)["step"] for line in (tmp_path / "b" / "loss_log.jsonl").read_text().splitlines()] == [1, 2, 3]
+    # each start is recorded with what it ran on, so an export can say where the model was trained
+    sessions = read_sessions(tmp_path / "b")
+    assert [s["start_step"] for s in sessions] == [0, 2] and {s["device"] for s in sessions} == {"cpu"}
+    assert all(s["cpu"] and s["torch_threads"] >= 1 and "gpu" not in s for s in sessions)
     # a different seed goes elsewhere: the comparison above can fail
     other = GANTrainer(tiny("stylegan", steps=3, seed=4), tmp_path / "c", data_dir)
     other.run()
@@ -308,6 +313,9 @@ def test_stylegan_export_is_two_graphs_that_match_torch(runs, tmp_path):
     manifest = ModelManifest.model_validate(export_gan_run(trainer.run_dir, out, name="anime_faces", version="t"))
     manifest.verify(out)
     assert ModelManifest.load(out) == manifest
+    training = manifest.training
+    assert training["step"] == trainer.step == 2 and training["wall_time_s"] > 0
+    assert training["sessions"] == read_sessions(trainer.run_dir) and training["sessions"][0]["start_step"] == 0
     G = trainer.G_ema
     spec = manifest.stylegan
     assert [m.label for m in manifest.members] == ["mapping", "synthesis"]

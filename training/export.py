@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import platform
 import shutil
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from backend.manifest import Member, ModelManifest, SketchInput, TensorSpec, sha
 from backend.preprocess import bitmap_to_input
 from training.cyclegan import ResnetGenerator
 from training.data import ANIME_ZIP, QUICKDRAW_NPY, load_quickdraw
+from training.runinfo import training_record
 from training.train_cyclegan import CHECKPOINT_FORMAT, CycleGANConfig
 
 log = logging.getLogger(__name__)
@@ -129,12 +129,6 @@ def export_run(
     final_metrics = {}
     if (run_dir / "metrics.json").is_file():
         final_metrics = {k: float(v) for k, v in json.loads((run_dir / "metrics.json").read_text()).items() if k != "step"}
-    wall = None
-    log_path = run_dir / "loss_log.jsonl"
-    if log_path.is_file():
-        lines = log_path.read_text().splitlines()
-        if lines:
-            wall = json.loads(lines[-1]).get("elapsed")
     manifest = ModelManifest(
         name=name, kind="cyclegan-sketch2anime", version=version,
         created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
@@ -142,8 +136,7 @@ def export_run(
                           description="Quick, Draw! bitmap, resized, dark ink (-1) on white (+1), 3 equal channels"),
         output=TensorSpec(name="anime", image_size=config.image_size, description="RGB anime face in [-1, 1]"),
         members=members,
-        training={"config": config.model_dump(mode="json"), "run": run_dir.name, "wall_time_s": wall,
-                  "torch": torch.__version__, "machine": platform.machine(), "opset": OPSET},
+        training=training_record(run_dir, config.model_dump(mode="json"), OPSET),
         data=data, metrics=final_metrics, samples=samples,
     )
     manifest.save(out_dir)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import platform
 import shutil
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from training.data import ANIME_ZIP
 from training.export import OPSET, PARITY_TOLERANCE, ExportError
 from training.gan_config import GANConfig, StyleGANConfig, load_gan_config
 from training.gans.stylegan import StyleGenerator
+from training.runinfo import training_record
 from training.train_gan import CHECKPOINT_FORMAT, build_networks
 
 log = logging.getLogger(__name__)
@@ -130,12 +130,6 @@ def export_gan_run(run_dir: Path, out_dir: Path, *, name: str = "anime-faces", v
     if grids:
         shutil.copy(grids[-1], out_dir / "samples.png")
         samples = "samples.png"
-    wall = None
-    log_path = run_dir / "loss_log.jsonl"
-    if log_path.is_file():
-        lines = log_path.read_text().splitlines()
-        if lines:
-            wall = json.loads(lines[-1]).get("elapsed")
     manifest = ModelManifest(
         name=name, kind=f"{config.kind}-anime-faces", version=version,
         created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
@@ -143,8 +137,7 @@ def export_gan_run(run_dir: Path, out_dir: Path, *, name: str = "anime-faces", v
         output=TensorSpec(name="image", image_size=config.image_size,
                           description="RGB anime face, about [-1, 1]; clip before converting to pixels"),
         members=members, stylegan=stylegan,
-        training={"config": config.model_dump(mode="json"), "run": run_dir.name, "step": step, "wall_time_s": wall,
-                  "torch": torch.__version__, "machine": platform.machine(), "opset": OPSET},
+        training=training_record(run_dir, config.model_dump(mode="json"), OPSET, step=step),
         data=data, metrics=final_metrics, samples=samples,
     )
     manifest.save(out_dir)

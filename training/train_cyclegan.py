@@ -35,6 +35,7 @@ from training.data import (
     synthetic_doodle,
 )
 from training.progress import Progress, ProgressCallback, TrainingCancelled
+from training.runinfo import record_session
 
 log = logging.getLogger(__name__)
 
@@ -378,6 +379,7 @@ class CycleGANTrainer:
         (self.run_dir / "config.json").write_text(json.dumps(c.model_dump(mode="json"), indent=2))
         if resume:
             self.load_checkpoint()
+        record_session(self.run_dir, self.step, self.device)
         self._load_data()
         end = min(c.steps, stop_at) if stop_at else c.steps
         log_path = self.run_dir / "loss_log.jsonl"

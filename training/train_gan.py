@@ -55,6 +55,7 @@ from training.gans.dcgan import DCGANDiscriminator, DCGANGenerator, init_dcgan_w
 from training.gans.losses import CrossEntropyLoss, LeastSquaresLoss, WassersteinDivLoss, r1_penalty
 from training.gans.stylegan import StyleDiscriminator, StyleGenerator
 from training.progress import Progress, ProgressCallback, TrainingCancelled
+from training.runinfo import record_session
 from training.train_cyclegan import _atomic_save, _drop_log_after, random_sharpness, seed_everything
 
 log = logging.getLogger(__name__)
@@ -341,6 +342,7 @@ class GANTrainer:
         (self.run_dir / "config.json").write_text(json.dumps(c.model_dump(mode="json"), indent=2))
         if resume:
             self.load_checkpoint()
+        record_session(self.run_dir, self.step, self.device)
         self._load_data()
         end = min(c.steps, stop_at) if stop_at else c.steps
         log_path = self.run_dir / "loss_log.jsonl"
