@@ -278,6 +278,17 @@ def test_dcgan_init_switch_and_a_critic_without_batch_norm():
     _, critic = build_networks(tiny("wgan_div"))
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in critic.modules())
     assert any(isinstance(m, torch.nn.GroupNorm) for m in critic.modules())
+    # Bias-free conv, LeakyReLU, bias-free conv, then a per-sample layer norm: D(2x) = D(x), the
+    # critic cannot see how strong an image is. The first conv's bias is what breaks that.
+    x = 10 * torch.randn(4, 3, 16, 16)  # strong enough for the norm's epsilon not to matter
+    with torch.no_grad():
+        critic.net[0].bias.zero_()
+        assert torch.allclose(critic(x), critic(2 * x), atol=1e-4)
+        critic.net[0].bias.fill_(0.5)
+        assert (critic(x) - critic(2 * x)).abs().max().item() > 1e-3
+        _, plain = build_networks(tiny("wgan_div", critic_norm="none"))
+        assert not any(isinstance(m, torch.nn.GroupNorm) for m in plain.modules())
+        assert (plain(x) - plain(2 * x)).abs().max().item() > 1e-3
     assert critic(torch.randn(5, 3, 16, 16)).shape == (5,)
 
 

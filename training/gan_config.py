@@ -88,7 +88,9 @@ class WGANDivConfig(_ConvGANConfig):
     div_p: float = Field(6.0, gt=0, description="power p of the gradient norm in the penalty")
     critic_norm: Literal["layer", "none"] = Field(
         "layer", description="normalisation in the critic: layer norm (over C, H, W) or none; never batch norm, "
-                             "which would make the per-sample gradient penalty depend on the batch")
+                             "which would make the per-sample gradient penalty depend on the batch. Layer norm "
+                             "makes the critic nearly blind to an image's strength (see gans/dcgan.py); the CPU "
+                             "config uses none")
 
 
 class StyleGANConfig(GANConfig):

@@ -8,7 +8,11 @@ No sigmoid anywhere: the cross-entropy loss takes logits (``binary_cross_entropy
 the least-squares and Wasserstein losses take raw scores.
 
 A WGAN-div critic is the same discriminator with ``norm="layer"`` or ``"none"``: batch norm
-couples the samples of a batch, which a per-sample gradient penalty must not see.
+couples the samples of a batch, which a per-sample gradient penalty must not see. The critic's
+first conv has a bias. Without it, bias-free conv, LeakyReLU and bias-free conv are positively
+homogeneous, so a per-sample layer norm after them makes D(a x) = D(x) for every a > 0: the
+critic cannot see how strong an image is, and a generator learns to hide in faint noise, where
+the input gradient (about 1/a) is also what the penalty sees.
 """
 
 from __future__ import annotations
@@ -62,7 +66,8 @@ class DCGANDiscriminator(nn.Module):
     ):
         super().__init__()
         n = _levels(image_size)
-        layers: list[nn.Module] = [nn.Conv2d(channels, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+        # DCGAN's convs have no bias; the critic's first one does (see the module's docstring).
+        layers: list[nn.Module] = [nn.Conv2d(channels, ndf, 4, 2, 1, bias=norm != "batch"), nn.LeakyReLU(0.2, True)]
         ch = ndf
         for _ in range(n - 1):
             layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=norm == "none"), _norm(norm, ch * 2), nn.LeakyReLU(0.2, True)]
