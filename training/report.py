@@ -75,9 +75,12 @@ def gan_loss_curves(run_dir: Path, out: Path, smooth: int = 10) -> Path:
     rows = _loss_rows(run_dir)
     kind = json.loads((Path(run_dir) / "config.json").read_text()).get("kind", "GAN")
     critic = "critic" if kind == "wgan_div" else "discriminator"
-    return _plot_panels(rows, [(f"generator ({kind})", ("G",)), (critic, ("D", "D_real", "D_fake")),
-                               *([("R1 penalty", ("r1",))] if any("r1" in r for r in rows) else [])],
-                        out, smooth)
+    extra = [("R1 penalty", ("r1",))] if any("r1" in r for r in rows) else []
+    if any("wdist" in r for r in rows):  # the critic's estimate of the distance, falling as G catches up
+        extra.append(("Wasserstein estimate and penalty", ("wdist", "div")))
+    # a short run keeps its early steps: the window is at most a twentieth of the logged rows
+    return _plot_panels(rows, [(f"generator ({kind})", ("G",)), (critic, ("D", "D_real", "D_fake")), *extra],
+                        out, min(smooth, max(1, len(rows) // 20)))
 
 
 def face_figures(model_dir: Path, out: Path, *, seeds: int = 64, columns: int = 8,
