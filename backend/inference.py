@@ -23,6 +23,7 @@ from backend.preprocess import bitmap_to_input, output_to_images
 log = logging.getLogger(__name__)
 
 _dlls_preloaded = False
+_cuda_driver_found: bool | None = None
 
 
 def _preload_cuda() -> None:
@@ -37,6 +38,36 @@ def _preload_cuda() -> None:
             preload()
         except Exception as exc:  # noqa: BLE001 - only a missing optional GPU runtime
             log.debug("no CUDA libraries to preload: %s", exc)
+
+
+def _cuda_driver() -> bool:
+    """Whether the NVIDIA driver's CUDA library loads here (checked once per process)."""
+    global _cuda_driver_found
+    if _cuda_driver_found is None:
+        import ctypes
+        import sys
+
+        try:
+            ctypes.CDLL("nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1")
+            _cuda_driver_found = True
+        except OSError:
+            _cuda_driver_found = False
+            log.info("no CUDA driver on this machine: ONNX Runtime runs on the CPU")
+    return _cuda_driver_found
+
+
+def session_providers(requested: list[str] | None) -> list[str]:
+    """The execution providers to open a session with: those of ``requested`` (default CUDA, then
+    CPU) that this ONNX Runtime build has, in order, CUDA's only where the driver loads, since
+    without it ONNX Runtime logs an error for every session before falling back; at least CPU."""
+    available = ort.get_available_providers()
+    wanted = [p for p in (requested or ["CUDAExecutionProvider", "CPUExecutionProvider"]) if p in available]
+    if "CUDAExecutionProvider" in wanted:
+        if _cuda_driver():
+            _preload_cuda()
+        else:
+            wanted.remove("CUDAExecutionProvider")
+    return wanted or ["CPUExecutionProvider"]
 
 
 @dataclass(frozen=True)
@@ -65,11 +96,7 @@ class Ensemble:
                                  f"({self.manifest.input}); it cannot join the ensemble")
             files += [(Path(extra) / m.file, f"{other.name} v{other.version}: {m.label or 'variation'}",
                        m.source.get("step")) for m in other.members]
-        wanted = [p for p in providers if p in ort.get_available_providers()]
-        if not wanted:
-            wanted = ["CPUExecutionProvider"]
-        if "CUDAExecutionProvider" in wanted:
-            _preload_cuda()
+        wanted = session_providers(providers)
         opts = ort.SessionOptions()
         if intra_op_threads:
             opts.intra_op_num_threads = intra_op_threads

@@ -37,6 +37,8 @@ class FaceModel:
     def __init__(self, folder: Path, providers: list[str] | None = None, threads: int = 0):
         import onnxruntime as ort
 
+        from backend.inference import session_providers
+
         self.folder = Path(folder)
         self.manifest = ModelManifest.load(self.folder)
         self.manifest.verify(self.folder)
@@ -49,8 +51,7 @@ class FaceModel:
         if threads:
             opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
-        wanted = [p for p in (providers or ["CUDAExecutionProvider", "CPUExecutionProvider"])
-                  if p in ort.get_available_providers()] or ["CPUExecutionProvider"]
+        wanted = session_providers(providers)
         files = {m.label or m.file: self.folder / m.file for m in self.manifest.members}
         self.mapping = ort.InferenceSession(str(files[style.mapping]), sess_options=opts, providers=wanted)
         self.synthesis = ort.InferenceSession(str(files[style.synthesis]), sess_options=opts, providers=wanted)

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from backend.drawing import parse_strokes
-from backend.inference import Ensemble, ModelStore
+from backend import inference
+from backend.inference import Ensemble, ModelStore, session_providers
 from backend.manifest import ModelIntegrityError, ModelManifest, sha256_file
 from backend.preprocess import bitmap_to_input
 from training.data import load_quickdraw
@@ -69,6 +70,18 @@ def test_a_missing_file_or_escaping_path_is_refused(tiny_model, tmp_path):
     (bad / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelIntegrityError, match="leaves"):
         Ensemble(bad, ["CPUExecutionProvider"])
+
+
+def test_cuda_is_asked_for_only_where_its_driver_loads(monkeypatch):
+    built = ort.get_available_providers()
+    both = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(inference, "_cuda_driver", lambda: False)
+    assert session_providers(both) == session_providers(None) == ["CPUExecutionProvider"]
+    assert session_providers(["NoSuchExecutionProvider"]) == ["CPUExecutionProvider"]
+    monkeypatch.setattr(inference, "_cuda_driver", lambda: True)
+    monkeypatch.setattr(inference, "_preload_cuda", lambda: None)
+    assert session_providers(both) == [p for p in both if p in built]
+    assert session_providers(["CPUExecutionProvider", "CUDAExecutionProvider"])[0] == "CPUExecutionProvider"
 
 
 def test_ensemble_members_differ_and_use_an_available_provider(tiny_model):

@@ -129,12 +129,14 @@ def evaluate_generator(sample_fn: Callable[[int], np.ndarray], n_samples: int, *
 def _session(path: Path, providers: list[str] | None, threads: int):
     import onnxruntime as ort
 
+    from backend.inference import session_providers
+
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
     opts.log_severity_level = 3
-    wanted = [p for p in (providers or ["CPUExecutionProvider"]) if p in ort.get_available_providers()]
-    return ort.InferenceSession(str(path), sess_options=opts, providers=wanted or ["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), sess_options=opts,
+                                providers=session_providers(providers or ["CPUExecutionProvider"]))
 
 
 def cyclegan_sampler(folder: Path, data_dir: Path, providers: list[str] | None, threads: int) -> Sampler:
