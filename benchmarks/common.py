@@ -28,6 +28,8 @@ for _p in (ROOT, ROOT / "tests"):
 
 import numpy as np  # noqa: E402
 
+from backend.hostinfo import cpu_model  # noqa: E402
+
 
 # ---------------------------------------------------------------------------------------------
 # Timing
@@ -149,16 +151,6 @@ def random_drawings(n: int, seed: int = 0) -> list[list]:
 # The machine
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _ram_gib() -> float | None:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -258,7 +250,7 @@ def machine() -> dict[str, Any]:
     except OSError:
         load = None
     return {
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_count_logical": os.cpu_count(),
         "cpu_count_usable": affinity,
         "ram_gib": _ram_gib(),

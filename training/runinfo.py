@@ -17,18 +17,9 @@ from pathlib import Path
 
 import torch
 
+from backend.hostinfo import cpu_model
+
 SESSIONS_FILE = "sessions.jsonl"
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name (Linux's /proc/cpuinfo), else whatever the platform reports."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def hardware(device: torch.device | str) -> dict:
