@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import CHROMIUM, ROOT
+
 SHOTS_DIR = ROOT / "docs" / "img"
-CHROMIUM = Path(os.environ.get("D2A_CHROMIUM", "/usr/bin/chromium"))
 
 if not CHROMIUM.is_file():
     pytest.skip(f"no Chromium at {CHROMIUM} (set D2A_CHROMIUM to another binary)", allow_module_level=True)

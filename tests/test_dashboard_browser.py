@@ -19,17 +19,15 @@ from __future__ import annotations
 import os
 import re
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import CHROMIUM, ROOT
 from procs import env_for, start_api, start_worker
 
-ROOT = Path(__file__).resolve().parents[1]
 SHOTS_DIR = ROOT / "docs" / "img"
 SHOTS = os.environ.get("D2A_SCREENSHOTS") == "1"
-CHROMIUM = Path(os.environ.get("D2A_CHROMIUM", "/usr/bin/chromium"))
 
 if not CHROMIUM.is_file():
     pytest.skip(f"no Chromium at {CHROMIUM} (set D2A_CHROMIUM to another binary)", allow_module_level=True)
