@@ -8,7 +8,10 @@ ensemble it started with.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +26,6 @@ from backend.preprocess import bitmap_to_input, output_to_images
 log = logging.getLogger(__name__)
 
 _dlls_preloaded = False
-_cuda_driver_found: bool | None = None
 
 
 def _preload_cuda() -> None:
@@ -40,20 +42,15 @@ def _preload_cuda() -> None:
             log.debug("no CUDA libraries to preload: %s", exc)
 
 
+@functools.cache
 def _cuda_driver() -> bool:
     """Whether the NVIDIA driver's CUDA library loads here (checked once per process)."""
-    global _cuda_driver_found
-    if _cuda_driver_found is None:
-        import ctypes
-        import sys
-
-        try:
-            ctypes.CDLL("nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1")
-            _cuda_driver_found = True
-        except OSError:
-            _cuda_driver_found = False
-            log.info("no CUDA driver on this machine: ONNX Runtime runs on the CPU")
-    return _cuda_driver_found
+    try:
+        ctypes.CDLL("nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1")
+        return True
+    except OSError:
+        log.info("no CUDA driver on this machine: ONNX Runtime runs on the CPU")
+        return False
 
 
 def session_providers(requested: list[str] | None) -> list[str]:
