@@ -2,7 +2,7 @@
 and data sets. Every route but login needs an admin session (cookie or Bearer token).
 
 Nothing here imports torch: job configurations are validated with the torch-free pydantic
-models of ``training.config``, and jobs are sent to the worker by task name.
+models of ``core.configs.cyclegan``, and jobs are sent to the worker by task name.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from backend import auth
 from backend.db import crud
 from backend.db.models import AdminUser, ApiKey, Dataset, ModelVersion, TrainingJob
-from backend.manifest import ModelIntegrityError, ModelManifest
+from core.manifest import ModelIntegrityError, ModelManifest
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -204,8 +204,8 @@ def key_out(k: ApiKey) -> dict[str, Any]:
 
 def job_config_classes() -> dict[str, type[BaseModel]]:
     """Job kind -> its torch-free config class, in the order of ``JOB_KINDS``."""
-    from training.config import CycleGANConfig
-    from training.gan_config import GAN_CONFIGS
+    from core.configs.cyclegan import CycleGANConfig
+    from core.configs.gans import GAN_CONFIGS
 
     classes = {"cyclegan": CycleGANConfig, **GAN_CONFIGS}
     return {kind: classes[kind] for kind in JOB_KINDS}

@@ -21,7 +21,7 @@ from backend import admin, auth, faces
 from backend.db import crud
 from backend.db.session import make_engine, make_sessionmaker, upgrade_database
 from backend.inference import Ensemble, ModelStore
-from backend.manifest import ModelIntegrityError, ModelManifest, SketchInput
+from core.manifest import ModelIntegrityError, ModelManifest, SketchInput
 from backend.serving import ServingWatcher
 from backend.schemas import MemberOut, ModelOut, TranslatedImage, TranslateRequest, TranslateResponse
 from backend.settings import PROJECT_ROOT, Settings, get_settings

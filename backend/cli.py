@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from backend.settings import PROJECT_ROOT, get_settings
-from training.gan_config import GAN_CONFIGS
+from core.configs.gans import GAN_CONFIGS
 
 log = logging.getLogger("doodle2anime")
 

@@ -30,8 +30,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from backend.drawing import DrawingError, parse_strokes, render, simplify
-from backend.manifest import sha256_file
+from core.drawing import DrawingError, parse_strokes, rasterize
+from core.manifest import sha256_file
 
 #: Pillow's own decompression-bomb limit, made an error (not a warning) for uploads.
 MAX_IMAGE_PIXELS = 4096 * 4096
@@ -165,7 +165,7 @@ def check_ndjson(path: Path, limits: Limits) -> Checked:
             if count > limits.max_files:
                 raise UploadRejected(413, f"more than {limits.max_files} drawings; split the file")
             if len(preview) < PREVIEW_ITEMS:
-                preview.append(255 - render(simplify(drawing), 28))  # dark ink on white
+                preview.append(255 - rasterize(drawing, 28))  # dark ink on white
     if count == 0:
         raise UploadRejected(422, "the file holds no drawings")
     return Checked("quickdraw_ndjson", count, sha256_file(path), preview)

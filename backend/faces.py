@@ -25,7 +25,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from backend.db.models import SampleRequest, utcnow
-from backend.manifest import ModelManifest
+from core.manifest import ModelManifest
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from backend.drawing import Drawing, render, simplify
-from backend.manifest import ModelManifest
-from backend.preprocess import bitmap_to_input, output_to_images
+from core.drawing import Drawing, rasterize
+from core.manifest import ModelManifest
+from core.preprocess import bitmap_to_input, output_to_images
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class Ensemble:
     def bitmap(self, drawing: Drawing) -> np.ndarray:
         """The numpy_bitmap this model reads for a drawing."""
         spec = self.manifest.input
-        return render(simplify(drawing), spec.raster_size, line_diameter=spec.line_diameter, padding=spec.padding)
+        return rasterize(drawing, spec.raster_size, line_diameter=spec.line_diameter, padding=spec.padding)
 
     def translate(self, drawing: Drawing, members: list[int]) -> list[np.ndarray]:
         """Anime faces (uint8 HxWx3 at the model's size), one per requested member."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from backend.manifest import ModelManifest
+from core.manifest import ModelManifest
 
 log = logging.getLogger(__name__)
 

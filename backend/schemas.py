@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from backend.drawing import MAX_STROKES, Drawing, DrawingError, parse_strokes
+from core.drawing import MAX_STROKES, Drawing, DrawingError, parse_strokes
 
 
 class TranslateRequest(BaseModel):

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.db.models import ModelVersion
 from backend.inference import ModelStore
-from backend.manifest import ModelIntegrityError
+from core.manifest import ModelIntegrityError
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -187,7 +187,7 @@ async def _load(base_url: str, bodies: list[bytes], n: int, concurrency: int, wa
 def run(*, model_dir: Path = DEFAULT_MODEL_DIR, quick: bool = False, threads: int | None = None,
         concurrency: tuple[int, ...] = (1, 8), requests: int | None = None, size: int = 256,
         warmup: int | None = None, seed: int = 0) -> dict[str, Any]:
-    from backend.manifest import ModelManifest
+    from core.manifest import ModelManifest
 
     threads = threads or os.cpu_count() or 1
     n = requests or (8 if quick else 200)

@@ -1,8 +1,8 @@
-"""Strokes to a 28 px numpy_bitmap: our numpy renderer (backend.drawing) against the cairo reference.
+"""Strokes to a 28 px numpy_bitmap: our numpy renderer (core.drawing) against the cairo reference.
 
 Both sides do the same work on the same drawings: validate (``parse_strokes``), simplify
 (Quick, Draw!'s normalise + resample + RDP) and render at ``--size`` px. "ours" is
-``backend.drawing.rasterize``, what the API calls; "cairo" is the same parse + simplify followed by
+``core.drawing.rasterize``, what the API calls; "cairo" is the same parse + simplify followed by
 ``tests/cairo_reference.cairo_render``. Render-only times (drawings simplified beforehand) are
 reported too, to separate the renderers from the shared simplification.
 
@@ -54,7 +54,7 @@ def _drawing_stats(raw_set: list, simplified: list) -> dict[str, float]:
 
 
 def bench_set(label: str, raw_set: list, size: int, rounds: int, cairo_render) -> dict[str, Any]:
-    from backend.drawing import parse_strokes, rasterize, render, simplify
+    from core.drawing import parse_strokes, rasterize, render, simplify
 
     simplified = [simplify(parse_strokes(raw)) for raw in raw_set]
     out: dict[str, Any] = {"set": label, **_drawing_stats(raw_set, simplified)}

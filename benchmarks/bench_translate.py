@@ -53,7 +53,7 @@ class ParityError(RuntimeError):
 
 
 def _architecture(manifest) -> dict[str, Any]:
-    from training.config import CycleGANConfig
+    from core.configs.cyclegan import CycleGANConfig
 
     cfg = (manifest.training or {}).get("config") or {}
     defaults = CycleGANConfig.model_fields
@@ -61,7 +61,7 @@ def _architecture(manifest) -> dict[str, Any]:
     return {
         "ngf": int(cfg.get("ngf", defaults["ngf"].default)),
         "n_blocks": int(cfg.get("n_blocks", defaults["n_blocks"].default)),
-        "source": "manifest training.config" if found else "CycleGANConfig defaults (manifest has none)",
+        "source": "manifest core.configs.cyclegan" if found else "CycleGANConfig defaults (manifest has none)",
     }
 
 
@@ -79,7 +79,7 @@ def build_generator(model_dir: Path, checkpoint: Path | None, seed: int):
     """The generator in eval mode and a description of where its weights came from."""
     import torch
 
-    from backend.manifest import ModelManifest
+    from core.manifest import ModelManifest
     from training.cyclegan import ResnetGenerator, init_weights
 
     manifest = ModelManifest.load(model_dir)
@@ -149,12 +149,12 @@ def make_session(path: Path, threads: int, provider: str):
 
 def model_inputs(manifest, sizes: list[int], batch: int, seed: int) -> dict[int, np.ndarray]:
     """(batch, 3, S, S) float32 inputs per size, from face doodles rendered as the API renders them."""
-    from backend.drawing import parse_strokes, render, simplify
-    from backend.preprocess import bitmap_to_input
+    from core.drawing import rasterize
+    from core.preprocess import bitmap_to_input
 
     spec = manifest.input
     bitmaps = np.stack([
-        render(simplify(parse_strokes(raw)), spec.raster_size, line_diameter=spec.line_diameter, padding=spec.padding)
+        rasterize(raw, spec.raster_size, line_diameter=spec.line_diameter, padding=spec.padding)
         for raw in face_drawings(batch, seed=seed)
     ])
     return {s: bitmap_to_input(bitmaps, s) for s in sizes}

@@ -28,7 +28,7 @@ for _p in (ROOT, ROOT / "tests"):
 
 import numpy as np  # noqa: E402
 
-from backend.hostinfo import cpu_model  # noqa: E402
+from core.hostinfo import cpu_model  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from backend.app import create_app
-from backend.manifest import ModelManifest
+from core.manifest import ModelManifest
 from backend.settings import Settings
 from training.data import doodle_to_raw, synthetic_doodle
 

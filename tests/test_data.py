@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend.drawing import parse_strokes
+from core.configs.cyclegan import MixConfig
+from core.drawing import parse_strokes
 from training.data import (
     DataError,
-    SketchMix,
     SketchSource,
     doodle_to_raw,
     edge_sketches,
@@ -80,10 +80,10 @@ def test_edge_sketches_follow_the_face(data_dir):
 
 def test_sketch_source_respects_the_mix(data_dir):
     qd = load_quickdraw(data_dir, "train")[:50]
-    src = SketchSource(SketchMix(1.0, 0.0, 0.0), qd, None)
+    src = SketchSource(MixConfig(quickdraw=1.0, synthetic=0.0, edges=0.0), qd, None)
     batch = src.sample(np.random.default_rng(0), 10)
     assert all(any(np.array_equal(b, q) for q in qd) for b in batch)
     with pytest.raises(DataError):
-        SketchSource(SketchMix(0.0, 0.0, 1.0), qd, None)
+        SketchSource(MixConfig(quickdraw=0.0, synthetic=0.0, edges=1.0), qd, None)
     with pytest.raises(ValueError):
-        SketchMix(0, 0, 0).probabilities()
+        MixConfig(quickdraw=0, synthetic=0, edges=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend.drawing import (
+from core.drawing import (
     MAX_POINTS_PER_STROKE,
     MAX_STROKES,
     Drawing,

@@ -10,11 +10,11 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from backend.drawing import parse_strokes
+from core.drawing import parse_strokes
 from backend import inference
 from backend.inference import Ensemble, ModelStore, session_providers
-from backend.manifest import ModelIntegrityError, ModelManifest, sha256_file
-from backend.preprocess import bitmap_to_input
+from core.manifest import ModelIntegrityError, ModelManifest, sha256_file
+from core.preprocess import bitmap_to_input
 from training.data import load_quickdraw
 from training.export import load_generator
 

@@ -56,7 +56,7 @@ def models_dir(tmp_path_factory, data_dir) -> Path:
     import torch
 
     from training.export_gan import export_gan_run
-    from training.gan_config import load_gan_config
+    from core.configs.gans import load_gan_config
     from training.train_gan import GANTrainer
 
     base = tmp_path_factory.mktemp("faces_model")

@@ -13,10 +13,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from backend.manifest import LatentInput, ModelManifest, SketchInput
+from core.manifest import LatentInput, ModelManifest, SketchInput
 from conftest import ROOT
 from training.export_gan import export_gan_run
-from training.gan_config import GAN_CONFIGS, load_gan_config
+from core.configs.gans import GAN_CONFIGS, load_gan_config
 from training.gans.losses import CrossEntropyLoss, LeastSquaresLoss, WassersteinDivLoss, wgan_div_penalty
 from training.gans.stylegan import ModulatedConv2d, StyleGenerator, style_mix
 from training.runinfo import read_sessions

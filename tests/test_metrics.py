@@ -195,7 +195,7 @@ def test_real_set_cache_hit_miss_and_corruption(tmp_path):
 
 
 def test_real_set_from_a_zip_is_keyed_by_its_file_hash(data_dir):
-    from backend.manifest import sha256_file
+    from core.manifest import sha256_file
     from training.data import ANIME_ZIP
 
     real = RealImages.from_zip(data_dir / ANIME_ZIP, limit=10)
@@ -211,7 +211,7 @@ def tiny_gan(tmp_path_factory, data_dir) -> Path:
     import torch
     from torch import nn
 
-    from backend.manifest import LatentInput, Member, ModelManifest, TensorSpec, sha256_file
+    from core.manifest import LatentInput, Member, ModelManifest, TensorSpec, sha256_file
     from training.data import ANIME_ZIP
 
     torch.manual_seed(0)
@@ -236,7 +236,7 @@ def tiny_stylegan(tmp_path_factory, data_dir) -> Path:
     import torch
     from torch import nn
 
-    from backend.manifest import LatentInput, Member, ModelManifest, StyleGANSpec, TensorSpec, sha256_file
+    from core.manifest import LatentInput, Member, ModelManifest, StyleGANSpec, TensorSpec, sha256_file
 
     torch.manual_seed(1)
     mapping = nn.Linear(8, 6).eval()
@@ -320,7 +320,7 @@ def test_evaluate_cli_on_a_tiny_exported_model(tiny_gan, tmp_path, data_dir, mon
 def test_evaluate_refuses_a_tampered_model(tiny_gan, tmp_path):
     import shutil
 
-    from backend.manifest import ModelIntegrityError
+    from core.manifest import ModelIntegrityError
     from training.evaluate import evaluate_model_folder
 
     copy = tmp_path / "model"

@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from backend.manifest import ModelManifest, sha256_file
+from core.manifest import ModelManifest, sha256_file
 from training.report import holdout_checks, holdout_grid
 
 

@@ -12,14 +12,14 @@ import io
 import logging
 import math
 import zipfile
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from backend.drawing import render, simplify, parse_strokes
+from core.configs.cyclegan import MixConfig
+from core.drawing import rasterize
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ def doodle_to_raw(strokes: list[np.ndarray], rng: np.random.Generator | None = N
 
 
 def render_doodle(strokes: list[np.ndarray], size: int = 28) -> np.ndarray:
-    return render(simplify(parse_strokes([s.tolist() for s in strokes])), size)
+    return rasterize([s.tolist() for s in strokes], size)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,27 +266,12 @@ def edge_sketches(faces: np.ndarray, size: int = 28, keep: float = 0.07) -> np.n
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SketchMix:
-    """Relative weights of the sketch kinds in the sketch domain."""
-
-    quickdraw: float = 0.5
-    synthetic: float = 0.4
-    edges: float = 0.1
-
-    def probabilities(self) -> np.ndarray:
-        w = np.array([self.quickdraw, self.synthetic, self.edges], dtype=np.float64)
-        if (w < 0).any() or w.sum() <= 0:
-            raise ValueError("sketch mix weights must be >= 0 and not all zero")
-        return w / w.sum()
-
-
 class SketchSource:
     """Draws sketch-domain bitmaps (28 px numpy_bitmaps) from a weighted mix of kinds."""
 
-    def __init__(self, mix: SketchMix, quickdraw: np.ndarray | None, edges: np.ndarray | None,
+    def __init__(self, mix: MixConfig, quickdraw: np.ndarray | None, edges: np.ndarray | None,
                  raster_size: int = 28):
-        self.p = mix.probabilities()
+        self.p = np.asarray(mix.probabilities())
         if self.p[0] > 0 and (quickdraw is None or len(quickdraw) == 0):
             raise DataError("the sketch mix asks for Quick, Draw! doodles but none were loaded")
         if self.p[2] > 0 and (edges is None or len(edges) == 0):

@@ -30,8 +30,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from backend.manifest import ModelManifest, SketchInput
-from backend.preprocess import output_to_images
+from core.manifest import ModelManifest, SketchInput
+from core.preprocess import output_to_images
 from training.data import ANIME_ZIP
 from training.metrics import FeatureExtractor, RealImages, compare, make_extractor, real_features
 

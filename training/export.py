@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backend.manifest import Member, ModelManifest, SketchInput, TensorSpec, sha256_file
-from backend.preprocess import bitmap_to_input
+from core.manifest import Member, ModelManifest, SketchInput, TensorSpec, sha256_file
+from core.preprocess import bitmap_to_input
 from training.cyclegan import ResnetGenerator
 from training.data import ANIME_ZIP, QUICKDRAW_NPY, load_quickdraw
 from training.runinfo import training_record

@@ -26,10 +26,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from backend.manifest import LatentInput, Member, ModelManifest, StyleGANSpec, TensorSpec, sha256_file
+from core.manifest import LatentInput, Member, ModelManifest, StyleGANSpec, TensorSpec, sha256_file
 from training.data import ANIME_ZIP
 from training.export import OPSET, PARITY_TOLERANCE, ExportError
-from training.gan_config import GANConfig, StyleGANConfig, load_gan_config
+from core.configs.gans import GANConfig, StyleGANConfig, load_gan_config
 from training.gans.stylegan import StyleGenerator
 from training.runinfo import training_record
 from training.train_gan import CHECKPOINT_FORMAT, build_networks

@@ -322,7 +322,7 @@ def build_fid_inception():
 
 def verify_inception_weights(path: Path, expected_sha256: str = INCEPTION_SHA256) -> str:
     """The file's sha256 when it is the expected one; InceptionWeightsError otherwise."""
-    from backend.manifest import sha256_file
+    from core.manifest import sha256_file
 
     path = Path(path)
     if not path.is_file():
@@ -402,7 +402,7 @@ class RealImages:
     @classmethod
     def from_zip(cls, path: Path, size: int | None = None, limit: int | None = None) -> "RealImages":
         """The images of a zip (sorted by name, the first ``limit``), at ``size`` (None: as stored)."""
-        from backend.manifest import sha256_file
+        from core.manifest import sha256_file
         from training.data import DataError, load_image_zip, zip_image_names
 
         path = Path(path)

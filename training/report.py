@@ -88,7 +88,7 @@ def face_figures(model_dir: Path, out: Path, *, seeds: int = 64, columns: int = 
     """Figures of an exported face GAN, all from fixed seeds so that two models can be compared:
     ``samples.png`` (faces of seeds 0..seeds-1, untruncated: what FID measures) and, for a StyleGAN,
     ``random_psi0.7.png``, ``truncation.png``, ``mix_{coarse,middle,fine}.png`` and ``interpolate.png``."""
-    from backend.manifest import ModelManifest
+    from core.manifest import ModelManifest
     from training.evaluate import model_sampler
     from training.train_gan import face_grid
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from backend.hostinfo import cpu_model
+from core.hostinfo import cpu_model
 
 SESSIONS_FILE = "sessions.jsonl"
 

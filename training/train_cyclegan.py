@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from backend.preprocess import bitmap_to_input, output_to_images
+from core.preprocess import bitmap_to_input, output_to_images
 from training.cyclegan import PatchDiscriminator, ResnetGenerator, init_weights
-from training.config import CycleGANConfig, MixConfig  # noqa: F401 - re-exported
+from core.configs.cyclegan import CycleGANConfig, MixConfig  # noqa: F401 - re-exported
 from training.data import (
     SketchSource,
     edge_sketches,
@@ -200,7 +200,7 @@ class CycleGANTrainer:
         if c.mix.edges > 0:
             small = faces if c.image_size == 64 else anime(64)
             edges = edge_sketches(small, c.raster_size)
-        self.sketches = SketchSource(c.mix.to_mix(), qd, edges, c.raster_size)
+        self.sketches = SketchSource(c.mix, qd, edges, c.raster_size)
         self.holdout = load_quickdraw(self.data_dir, "holdout")
         self.fixed = fixed_sample_inputs(self.data_dir, c)
         self._data_loaded = True

@@ -40,9 +40,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from backend.preprocess import output_to_images
+from core.preprocess import output_to_images
 from training.data import load_anime
-from training.gan_config import (  # noqa: F401 - re-exported for callers of the trainer
+from core.configs.gans import (  # noqa: F401 - re-exported for callers of the trainer
     GAN_CONFIGS,
     DCGANConfig,
     GANConfig,

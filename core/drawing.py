@@ -1,7 +1,7 @@
 """Strokes in, Quick, Draw!-style bitmaps out.
 
-One implementation serves both the API and training, so what the model saw in training is what
-the canvas produces. It follows how Google prepared the Quick, Draw! data:
+One implementation, ``rasterize``, serves both the API and training, so what the model saw in
+training is what the canvas produces. It follows how Google prepared the Quick, Draw! data:
 
 1. ``simplify``: align the drawing to the top-left corner (min 0), scale it uniformly so the
    largest coordinate is 255, resample every stroke at 1-unit spacing and simplify it with
@@ -248,6 +248,16 @@ def render(
     return np.clip(np.rint(canvas * 255.0), 0, 255).astype(np.uint8)
 
 
-def rasterize(raw: object, size: int = 28) -> np.ndarray:
-    """Validate, simplify and render strokes in one call: what the API and training use."""
-    return render(simplify(parse_strokes(raw)), size)
+def rasterize(
+    drawing: Drawing | object,
+    size: int = 28,
+    *,
+    line_diameter: float = LINE_DIAMETER,
+    padding: float = PADDING,
+) -> np.ndarray:
+    """Simplify and render a drawing (a parsed ``Drawing``, or raw strokes, validated first): the
+    one path from strokes to a numpy_bitmap. The API's models, training's synthetic doodles and
+    the data-set previews all go through it."""
+    if not isinstance(drawing, Drawing):
+        drawing = parse_strokes(drawing)
+    return render(simplify(drawing), size, line_diameter=line_diameter, padding=padding)

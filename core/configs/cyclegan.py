@@ -1,5 +1,5 @@
-"""Training configurations: pydantic models with no torch import, so the API can validate a job
-before it is queued. Written as JSON beside every checkpoint and export."""
+"""The sketch->anime CycleGAN's configuration: pydantic models with no torch import, so the API can
+validate a job before it is queued. Written as JSON beside every checkpoint and export."""
 
 from __future__ import annotations
 
@@ -7,17 +7,26 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from training.data import SketchMix
 
 
 class MixConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    quickdraw: float = Field(0.5, ge=0)
-    synthetic: float = Field(0.4, ge=0)
-    edges: float = Field(0.1, ge=0)
+    """Relative weights of the sketch kinds in the sketch domain."""
 
-    def to_mix(self) -> SketchMix:
-        return SketchMix(self.quickdraw, self.synthetic, self.edges)
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    quickdraw: float = Field(0.5, ge=0, description="weight of real Quick, Draw! doodles")
+    synthetic: float = Field(0.4, ge=0, description="weight of synthetic doodles drawn as strokes")
+    edges: float = Field(0.1, ge=0, description="weight of edge sketches of anime faces")
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> "MixConfig":
+        if self.quickdraw + self.synthetic + self.edges <= 0:
+            raise ValueError("sketch mix weights must be >= 0 and not all zero")
+        return self
+
+    def probabilities(self) -> tuple[float, float, float]:
+        """(quickdraw, synthetic, edges) as probabilities that sum to 1."""
+        total = self.quickdraw + self.synthetic + self.edges
+        return self.quickdraw / total, self.synthetic / total, self.edges / total
 
 
 class CycleGANConfig(BaseModel):

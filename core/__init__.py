@@ -1,0 +1,3 @@
+"""The torch-free core that the API and training both build on, and that depends on neither:
+strokes and the rasterizer, the model's input and output contract, model manifests, the model
+kinds' configurations and the ONNX Runtime helpers."""

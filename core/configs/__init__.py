@@ -1,0 +1,1 @@
+"""Configurations of the model kinds: pydantic models, no torch, one module per family."""
