@@ -20,9 +20,9 @@ from PIL import Image
 from backend import admin, auth, faces
 from backend.db import crud
 from backend.db.session import make_engine, make_sessionmaker, upgrade_database
-from backend.inference import Ensemble, ModelStore
 from core.manifest import ModelIntegrityError, ModelManifest, SketchInput
-from backend.serving import ServingWatcher
+from backend.serving import ModelStore, ServingWatcher
+from core.runtime import Ensemble
 from backend.schemas import MemberOut, ModelOut, TranslatedImage, TranslateRequest, TranslateResponse
 from backend.settings import PROJECT_ROOT, Settings, get_settings
 

@@ -22,62 +22,16 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel, Field, field_validator, model_validator
 
 from backend.db.models import SampleRequest, utcnow
+from core.faces import FacesIn, InterpolateIn, MixIn
 from core.manifest import ModelManifest
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SAMPLE_TASK = "doodle2anime.sample"
 #: Seconds after which a request still pending is given up on and asked for again.
 STALE_REQUEST_S = 300
-MAX_SEED = 2**32 - 1
-#: Style layers by name, as fractions of the w inputs: coarse (pose, face shape), middle
-#: (features, hair style), fine (colours, texture).
-LAYER_GROUPS = {"coarse": (0.0, 0.3), "middle": (0.3, 0.6), "fine": (0.6, 1.0)}
-
-Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
-
-
-class FacesIn(BaseModel):
-    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1, max_length=16,
-                              description="One face per seed; the same seed gives the same face.")
-    psi: float = Field(0.7, ge=0.0, le=1.0, description="Truncation: 0 is the average face, 1 the widest variety.")
-    size: int = Field(256, ge=32, le=512, description="Side of each face in the picture, in pixels.")
-
-
-class MixIn(BaseModel):
-    row_seeds: list[Seed] = Field(min_length=1, max_length=8, description="Faces that give the styles of `layers`.")
-    col_seeds: list[Seed] = Field(min_length=1, max_length=8, description="Faces that give everything else.")
-    layers: Literal["coarse", "middle", "fine"] | tuple[int, int] = Field(
-        "coarse", description="Which style layers come from the row faces: a name, or [first, last] w indices.")
-    psi: float = Field(0.7, ge=0.0, le=1.0)
-    size: int = Field(128, ge=32, le=256)
-
-    @field_validator("layers")
-    @classmethod
-    def _layers_in_order(cls, v):
-        # (the upper bound is the model's num_ws, checked by the route, which reads the manifest)
-        if isinstance(v, tuple) and not 0 <= v[0] <= v[1]:
-            raise ValueError("layers [first, last] need 0 <= first <= last")
-        return v
-
-
-class InterpolateIn(BaseModel):
-    seed_a: Seed
-    seed_b: Seed
-    frames: int = Field(8, ge=2, le=48)
-    psi: float = Field(0.7, ge=0.0, le=1.0)
-    size: int = Field(128, ge=32, le=256)
-    format: Literal["gif", "strip"] = "gif"
-
-    @model_validator(mode="after")
-    def _strip_fits(self) -> "InterpolateIn":
-        if self.format == "strip" and self.frames * self.size > 8192:
-            raise ValueError("a strip that wide is not made: lower frames or size")
-        return self
 
 
 def cache_key(manifest_sha: str, kind: str, params: dict[str, Any]) -> str:
@@ -129,7 +83,7 @@ def build_router(settings: Settings, api_client) -> APIRouter:
                             headers={"X-Request-Id": str(req.id), "Cache-Control": "public, max-age=86400"})
 
     async def run(request: Request, kind: str, params: dict[str, Any]):
-        from backend.jobs.celery_app import celery_app
+        from backend.jobs.celery_app import SAMPLE_TASK, celery_app
 
         if params["size"] > settings.max_output_size:  # the operator's limit, as /translate keeps it
             raise HTTPException(status_code=422, detail=[{

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,11 +20,34 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.db.models import ModelVersion
-from backend.inference import ModelStore
-from core.manifest import ModelIntegrityError
 from backend.settings import Settings
+from core.manifest import ModelIntegrityError
+from core.runtime import Ensemble
 
 log = logging.getLogger(__name__)
+
+
+class ModelStore:
+    """The ensemble that serves the drawing endpoint, behind a lock so a new one replaces it
+    atomically: a request in flight keeps the ensemble it started with."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._current: Ensemble | None = None
+        self.error: str | None = None
+
+    def get(self) -> Ensemble | None:
+        with self._lock:
+            return self._current
+
+    def load(self, folder: Path, providers: list[str], intra_op_threads: int = 0,
+             extra_folders: list[Path] | None = None) -> Ensemble:
+        """Load and verify a model; only when that succeeds does it replace the current one."""
+        ensemble = Ensemble(folder, providers, intra_op_threads, extra_folders)
+        with self._lock:
+            self._current = ensemble
+            self.error = None
+        return ensemble
 
 
 @dataclass(frozen=True)

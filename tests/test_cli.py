@@ -52,7 +52,7 @@ def test_the_api_process_does_not_import_torch():
         "with TestClient(create_app()) as c:\n"
         "    r = c.post('/api/v1/translate', json={'strokes': [[[0, 50, 100], [0, 80, 0]]]})\n"
         "    assert r.status_code == 200, r.text\n"
-        "import backend.cli, backend.inference, core.drawing\n"
+        "import backend.cli, backend.serving, core.drawing\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
         "print('no torch')\n"
     )

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from core.drawing import parse_strokes
-from backend import inference
-from backend.inference import Ensemble, ModelStore, session_providers
+from backend.serving import ModelStore
+from core import runtime
+from core.runtime import Ensemble, session_providers
 from core.manifest import ModelIntegrityError, ModelManifest, sha256_file
 from core.preprocess import bitmap_to_input
 from training.data import load_quickdraw
@@ -75,11 +76,11 @@ def test_a_missing_file_or_escaping_path_is_refused(tiny_model, tmp_path):
 def test_cuda_is_asked_for_only_where_its_driver_loads(monkeypatch):
     built = ort.get_available_providers()
     both = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    monkeypatch.setattr(inference, "_cuda_driver", lambda: False)
+    monkeypatch.setattr(runtime, "_cuda_driver", lambda: False)
     assert session_providers(both) == session_providers(None) == ["CPUExecutionProvider"]
     assert session_providers(["NoSuchExecutionProvider"]) == ["CPUExecutionProvider"]
-    monkeypatch.setattr(inference, "_cuda_driver", lambda: True)
-    monkeypatch.setattr(inference, "_preload_cuda", lambda: None)
+    monkeypatch.setattr(runtime, "_cuda_driver", lambda: True)
+    monkeypatch.setattr(runtime, "_preload_cuda", lambda: None)
     assert session_providers(both) == [p for p in both if p in built]
     assert session_providers(["CPUExecutionProvider", "CUDAExecutionProvider"])[0] == "CPUExecutionProvider"
 

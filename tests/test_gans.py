@@ -349,7 +349,7 @@ def test_stylegan_export_is_two_graphs_that_match_torch(runs, tmp_path):
         with torch.no_grad():
             want = G.synthesis(torch.from_numpy(ws), noise_mode="const").numpy()
         assert img.shape == (n, 3, 16, 16) and np.abs(img - want).max() <= 1e-4
-    from backend.sampler import FaceModel  # the random-faces sampler reads this export
+    from core.runtime import FaceModel  # the random-faces sampler reads this export
 
     face_model = FaceModel(out, ["CPUExecutionProvider"])
     faces = face_model.images(face_model.broadcast(face_model.w([0, 1], 0.7)))

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from training.train_cyclegan import CycleGANConfig, CycleGANTrainer, ImagePool
-from training.progress import TrainingCancelled
+from core.progress import TrainingCancelled
 
 TINY = dict(image_size=32, ngf=8, ndf=8, n_blocks=1, batch_size=2, steps=2, decay_steps=1, anime_limit=32,
             mix={"quickdraw": 0.4, "synthetic": 0.4, "edges": 0.2}, log_every=1, sample_every=2,

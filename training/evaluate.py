@@ -7,7 +7,7 @@ turned into features batch by batch, so a large evaluation never holds all of th
 - a CycleGAN sketch2anime model: the faces it makes from the 400 held-out real Quick, Draw!
   doodles, member after member (so at most 400 x members samples);
 - a StyleGAN export (a ``stylegan`` block in the manifest: mapping + synthesis graphs): faces
-  from seeds ``seed, seed + 1, ...`` without truncation (psi = 1), through ``backend.sampler``;
+  from seeds ``seed, seed + 1, ...`` without truncation (psi = 1), through ``core.runtime.FaceModel``;
 - any other unconditional generator (DCGAN, LSGAN, WGAN-div): the member labelled "generator",
   z (B, z_dim) -> NCHW image in [-1, 1], with z ~ N(0, I) drawn from ``seed``.
 
@@ -32,7 +32,8 @@ import numpy as np
 
 from core.manifest import ModelManifest, SketchInput
 from core.preprocess import output_to_images
-from training.data import ANIME_ZIP
+from core.runtime import Ensemble, FaceModel, open_session
+from training.data import ANIME_ZIP, load_quickdraw
 from training.metrics import FeatureExtractor, RealImages, compare, make_extractor, real_features
 
 log = logging.getLogger(__name__)
@@ -126,24 +127,8 @@ def evaluate_generator(sample_fn: Callable[[int], np.ndarray], n_samples: int, *
 # Model folders.
 
 
-def _session(path: Path, providers: list[str] | None, threads: int):
-    import onnxruntime as ort
-
-    from backend.inference import session_providers
-
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=opts,
-                                providers=session_providers(providers or ["CPUExecutionProvider"]))
-
-
 def cyclegan_sampler(folder: Path, data_dir: Path, providers: list[str] | None, threads: int) -> Sampler:
     """Faces from the held-out real doodles, each member in turn."""
-    from backend.inference import Ensemble
-    from training.data import load_quickdraw
-
     ensemble = Ensemble(folder, providers or ["CPUExecutionProvider"], threads)
     doodles = load_quickdraw(data_dir, "holdout")
     order = [(m, i) for m in range(len(ensemble.members)) for i in range(len(doodles))]
@@ -163,9 +148,7 @@ def stylegan_sampler(folder: Path, seed: int, providers: list[str] | None, threa
     """Faces of seeds seed, seed + 1, ... from a StyleGAN export, untruncated (psi = 1).
 
     The mapping / synthesis contract (z -> w, one w per style input -> image) is
-    ``backend.sampler.FaceModel``'s, which also checks the files against the manifest."""
-    from backend.sampler import FaceModel
-
+    ``core.runtime.FaceModel``'s, which also checks the files against the manifest."""
     model = FaceModel(folder, providers, threads)
     next_seed = seed
 
@@ -180,7 +163,7 @@ def stylegan_sampler(folder: Path, seed: int, providers: list[str] | None, threa
 
 def generator_sampler(path: Path, z_dim: int, seed: int, providers: list[str] | None, threads: int) -> Sampler:
     """z ~ N(0, I) from ``seed`` through one generator graph: z (B, z_dim) -> image (B, 3, S, S)."""
-    sess = _session(path, providers, threads)
+    sess = open_session(path, providers or ["CPUExecutionProvider"], threads)
     inputs = sess.get_inputs()
     if len(inputs) != 1:
         raise ValueError(f"{path.name}: expected one input (z), found {[i.name for i in inputs]}")

@@ -6,7 +6,7 @@
   untruncated. ``synthesis.onnx``: ws (B, num_ws, w_dim) -> image (B, 3, S, S), with the
   constant noise maps. The manifest's ``stylegan`` block carries ``w_avg``, so a client can
   truncate (w_avg + psi * (w - w_avg)), repeat w over the num_ws layers, or mix two styles by
-  layer, all in numpy, without another graph (``backend.sampler`` does).
+  layer, all in numpy, without another graph (``core.runtime.FaceModel`` does).
 
 The graphs are the manifest's ``members``, labelled "generator", or "mapping" and "synthesis".
 

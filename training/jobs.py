@@ -19,7 +19,7 @@ from backend.settings import get_settings
 from training.export import export_run
 from training.export_gan import export_gan_run
 from core.configs.gans import GAN_CONFIGS
-from training.progress import Progress, TrainingCancelled
+from core.progress import Progress, TrainingCancelled
 from training.train_cyclegan import CycleGANConfig, CycleGANTrainer
 from training.train_gan import GANTrainer
 

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from training.data import load_anime_faces, load_quickdraw
     from training.report import holdout_checks, holdout_grid
-    from backend.inference import Ensemble
+    from core.runtime import Ensemble
     from training.metrics import FeatureStats, RandomConvFeatures, frechet_distance
 
     extractor = RandomConvFeatures()

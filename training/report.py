@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from backend.inference import Ensemble
+from core.runtime import Ensemble, FaceModel
 from training.data import edge_sketches, load_quickdraw
 
 
@@ -100,8 +100,6 @@ def face_figures(model_dir: Path, out: Path, *, seeds: int = 64, columns: int = 
     face_grid(model_sampler(model_dir, manifest, seed=0, threads=threads).sample(seeds), columns).save(made["samples"])
     if manifest.stylegan is None:
         return made
-    from backend.sampler import FaceModel
-
     model = FaceModel(model_dir, ["CPUExecutionProvider"], threads)
     size = manifest.output.image_size
     made["random_psi0.7"] = out / "random_psi0.7.png"

@@ -34,7 +34,7 @@ from training.data import (
     render_doodle,
     synthetic_doodle,
 )
-from training.progress import Progress, ProgressCallback, TrainingCancelled
+from core.progress import Progress, ProgressCallback, TrainingCancelled
 from training.runinfo import record_session
 
 log = logging.getLogger(__name__)

@@ -54,7 +54,7 @@ from core.configs.gans import (  # noqa: F401 - re-exported for callers of the t
 from training.gans.dcgan import DCGANDiscriminator, DCGANGenerator, init_dcgan_weights
 from training.gans.losses import CrossEntropyLoss, LeastSquaresLoss, WassersteinDivLoss, r1_penalty
 from training.gans.stylegan import StyleDiscriminator, StyleGenerator
-from training.progress import Progress, ProgressCallback, TrainingCancelled
+from core.progress import Progress, ProgressCallback, TrainingCancelled
 from training.runinfo import record_session
 from training.train_cyclegan import _atomic_save, _drop_log_after, random_sharpness, seed_everything
 

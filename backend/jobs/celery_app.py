@@ -19,7 +19,7 @@ from kombu import Queue
 from backend.settings import Settings, get_settings
 
 TRAIN_TASK = "doodle2anime.train_job"
-SAMPLE_TASK = "doodle2anime.sample"  # (backend.faces sends it by this name)
+SAMPLE_TASK = "doodle2anime.sample"
 EVALUATE_TASK = "doodle2anime.evaluate_model"  # FID / KID of a model version (training queue)
 QUEUES = ("training", "sampling")
 
