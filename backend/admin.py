@@ -1,8 +1,8 @@
 """The admin API under /api/v1/admin: login, training jobs, model versions, the queue, API keys
 and data sets. Every route but login needs an admin session (cookie or Bearer token).
 
-Nothing here imports torch: job configurations are validated with the torch-free pydantic
-models of ``core.configs.cyclegan``, and jobs are sent to the worker by task name.
+Nothing here imports torch: job configurations are validated with the torch-free config
+classes of the kinds registry (``core.kinds``), and jobs are sent to the worker by task name.
 """
 
 from __future__ import annotations
@@ -11,24 +11,22 @@ import asyncio
 import logging
 import uuid
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response, UploadFile
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from backend import auth
 from backend.db import crud
 from backend.db.models import AdminUser, ApiKey, Dataset, ModelVersion, TrainingJob
-from core.manifest import ModelIntegrityError, ModelManifest
 from backend.settings import Settings
+from core.kinds import KINDS, get_kind
+from core.manifest import ModelIntegrityError, ModelManifest
 
 log = logging.getLogger(__name__)
-
-#: Job kinds the worker can run, with the torch-free config class that validates them.
-JOB_KINDS = ("cyclegan", "dcgan", "lsgan", "wgan_div", "stylegan")
 
 
 # -- dependencies ------------------------------------------------------------------------------
@@ -80,9 +78,15 @@ class LoginOut(BaseModel):
 
 
 class JobIn(BaseModel):
-    kind: Literal["cyclegan", "dcgan", "lsgan", "wgan_div", "stylegan"] = "cyclegan"
+    kind: str = Field("cyclegan", description="What to train: a model kind of the registry.",
+                      json_schema_extra={"enum": list(KINDS)})
     config: dict[str, Any] = Field(default_factory=dict, description="Hyper-parameters; missing ones take the defaults.")
     dataset_id: int | None = None
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        return get_kind(v).name  # an unknown kind is a 422 that lists the valid ones
 
 
 class JobOut(BaseModel):
@@ -202,20 +206,10 @@ def key_out(k: ApiKey) -> dict[str, Any]:
                 created_at=k.created_at, revoked_at=k.revoked_at, last_used_at=k.last_used_at)
 
 
-def job_config_classes() -> dict[str, type[BaseModel]]:
-    """Job kind -> its torch-free config class, in the order of ``JOB_KINDS``."""
-    from core.configs.cyclegan import CycleGANConfig
-    from core.configs.gans import GAN_CONFIGS
-
-    classes = {"cyclegan": CycleGANConfig, **GAN_CONFIGS}
-    return {kind: classes[kind] for kind in JOB_KINDS}
-
-
 def validate_job_config(kind: str, config: dict[str, Any]) -> Any:
     """The parsed config, or a 422 that lists every bad field in plain words."""
-    classes = job_config_classes()
     try:
-        return classes[kind].model_validate(config)
+        return get_kind(kind).config.model_validate(config)
     except ValidationError as exc:
         problems = [{"field": ".".join(str(p) for p in e["loc"]) or "config", "msg": e["msg"]} for e in exc.errors()]
         raise HTTPException(status_code=422, detail=problems) from None
@@ -253,9 +247,10 @@ def build_router(settings: Settings) -> APIRouter:
 
     # -- jobs --------------------------------------------------------------------------------
 
-    @r.get("/job-kinds", summary="Job kinds and their hyper-parameters with defaults and limits.")
+    @r.get("/job-kinds", summary="Job kinds: each one's title and the JSON schema of its hyper-parameters "
+                                 "(descriptions, defaults and limits).")
     def job_kinds(admin: AdminDep) -> dict[str, Any]:
-        return {kind: cls.model_json_schema() for kind, cls in job_config_classes().items()}
+        return {name: {**kind.config.model_json_schema(), "title": kind.title} for name, kind in KINDS.items()}
 
     @r.get("/jobs", summary="Training jobs, newest first.")
     def list_jobs(admin: AdminDep, db: DbDep, status: str | None = None, limit: int = 50) -> list[JobOut]:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from backend.settings import PROJECT_ROOT, get_settings
-from core.configs.gans import GAN_CONFIGS
+from core.kinds import EVALUATE, KINDS, ModelKind, UnknownKind, get_kind
 
 log = logging.getLogger("doodle2anime")
 
@@ -125,31 +125,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kind(name: str) -> ModelKind:
+    try:
+        return get_kind(name)
+    except UnknownKind as exc:
+        raise SystemExit(str(exc)) from None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     raw = json.loads(Path(args.config).read_text()) if args.config else {}
     raw.update(_parse_set(args.set))
-    kind = args.kind or raw.get("kind") or "cyclegan"
-    if kind == "cyclegan":
-        from training.train_cyclegan import CycleGANConfig, CycleGANTrainer
-
-        config, trainer_cls, shown = CycleGANConfig.model_validate(raw), CycleGANTrainer, ("G", "cycle", "D_A", "D_B")
-    else:
-        from training.train_gan import GANTrainer, load_gan_config
-
-        if raw.get("kind", kind) != kind:
-            raise SystemExit(f"--kind {kind}, but the config says kind {raw['kind']!r}")
-        config, trainer_cls, shown = load_gan_config({**raw, "kind": kind}), GANTrainer, ("G", "D", "div", "r1")
+    kind = _kind(args.kind or raw.get("kind") or "cyclegan")
+    if raw.get("kind", kind.name) != kind.name:
+        raise SystemExit(f"--kind {kind.name}, but the config says kind {raw['kind']!r}")
+    config = kind.config.model_validate(raw)
     run_dir = Path(args.run_dir)
     data_dir = Path(args.data_dir) if args.data_dir else get_settings().data_dir
-    trainer = trainer_cls(config, run_dir, data_dir, threads=args.threads, device=args.device)
+    trainer = kind.trainer.load()(config, run_dir, data_dir, threads=args.threads, device=args.device)
     bar = tqdm(total=config.steps, unit="step", dynamic_ncols=True, disable=args.quiet)
 
     def on_progress(p):
         bar.n = p.step
         if p.losses:
-            bar.set_postfix({k: f"{v:.3f}" for k, v in p.losses.items() if k in shown}, refresh=False)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in p.losses.items() if k in kind.shown_losses}, refresh=False)
         bar.refresh()
         if p.sample_path:
             log.info("step %d: sample grid %s %s", p.step, p.sample_path, p.metrics)
@@ -160,91 +160,70 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _checkpoint_kind(run_dir: Path) -> str:
-    """The kind a run's latest checkpoint says it is ("cyclegan" when there is none to read)."""
-    import torch
-
-    path = run_dir / "checkpoints" / "latest.pt"
-    if not path.is_file():
-        return "cyclegan"
-    return str(torch.load(path, map_location="cpu", weights_only=True).get("kind", "cyclegan"))
+def _run_kind(run_dir: Path, default: str | None = None) -> ModelKind:
+    """The kind a training run says it is in its config.json (``default`` when it has none)."""
+    config = run_dir / "config.json"
+    if not config.is_file():
+        if default is None:
+            raise SystemExit(f"{run_dir} is not a training run (no config.json)")
+        return _kind(default)
+    return _kind(str(json.loads(config.read_text()).get("kind", "cyclegan")))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from training.export import export_run
-    from training.export_gan import export_gan_run
-
     data_dir = Path(args.data_dir) if args.data_dir else get_settings().data_dir
-    kind = _checkpoint_kind(Path(args.run_dir))
-    if kind in GAN_CONFIGS and args.snapshots:
-        raise SystemExit(f"a {kind} run exports its latest checkpoint; --snapshots is for CycleGAN runs")
-    if kind in GAN_CONFIGS:
-        name = args.name or ("anime_faces" if kind == "stylegan" else kind)
-        manifest = export_gan_run(Path(args.run_dir), Path(args.out), name=name, version=args.version, data_dir=data_dir)
-    else:
-        snapshots = [int(s) for s in args.snapshots.split(",")] if args.snapshots else None
-        manifest = export_run(
-            Path(args.run_dir), Path(args.out), name=args.name or "sketch2anime", version=args.version,
-            snapshots=snapshots, data_dir=data_dir,
-        )
-    print(json.dumps({"out": str(args.out), "members": [m["file"] for m in manifest["members"]]}, indent=2))
+    kind = _run_kind(Path(args.run_dir), default="cyclegan")
+    snapshots = [int(s) for s in args.snapshots.split(",")] if args.snapshots else None
+    try:
+        manifest = kind.exporter.load()(Path(args.run_dir), Path(args.out), name=args.name or kind.model_name,
+                                        version=args.version, snapshots=snapshots, data_dir=data_dir)
+    except ValueError as exc:  # an option this kind's export does not take
+        raise SystemExit(str(exc)) from None
+    print(json.dumps({"out": str(args.out), "members": [m.file for m in manifest.members]}, indent=2))
     return 0
-
-
-def _run_kind(run_dir: Path) -> str:
-    config = run_dir / "config.json"
-    if not config.is_file():
-        raise SystemExit(f"{run_dir} is not a training run (no config.json)")
-    return str(json.loads(config.read_text()).get("kind", "cyclegan"))
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from training.report import face_figures, gan_loss_curves, holdout_checks, holdout_grid, loss_curves
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if _run_kind(Path(args.run_dir)) in GAN_CONFIGS:
-        gan_loss_curves(Path(args.run_dir), out / "loss_curves.png")
-        made = face_figures(Path(args.model), out)
-        print(json.dumps({k: str(v) for k, v in {"loss_curves": out / "loss_curves.png", **made}.items()}, indent=2))
-        return 0
+    kind = _run_kind(Path(args.run_dir))
     data_dir = Path(args.data_dir) if args.data_dir else get_settings().data_dir
-    loss_curves(Path(args.run_dir), out / "loss_curves.png")
-    holdout_grid(Path(args.model), data_dir, out / "holdout_grid.png", count=args.columns)
-    holdout_grid(Path(args.model), data_dir, out / "holdout_grid_2.png", count=args.columns, start=args.columns)
-    checks = holdout_checks(Path(args.model), data_dir)
-    (out / "holdout_checks.json").write_text(json.dumps(checks, indent=2) + "\n")
-    print(json.dumps(checks, indent=2))
+    made = kind.report.load()(Path(args.run_dir), Path(args.model), Path(args.out), data_dir=data_dir,
+                              columns=args.columns)
+    print(json.dumps(made, indent=2))
     return 0
 
 
+def format_table(metrics: dict) -> str:
+    """Two aligned columns, metric and value, for the terminal."""
+    rows = [(k, f"{v:.6g}" if isinstance(v, float) else str(v)) for k, v in metrics.items()]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from training.evaluate import evaluate_model_folder, format_table, store_metrics, torch_device
-    from training.metrics import make_extractor
+    from backend.db import crud
+    from core.evaluation import is_evaluation_key
 
     settings = get_settings()
     folder = Path(args.model) if args.model else None
     engine = Session = None
     if args.version_id is not None:
-        from backend.db.models import ModelVersion
         from backend.db.session import make_engine, make_sessionmaker, upgrade_database
 
         upgrade_database(settings.database_url)
         engine = make_engine(settings.database_url)
         Session = make_sessionmaker(engine)
         with Session() as s:
-            version = s.get(ModelVersion, args.version_id)
+            version = crud.get_model_version(s, version_id=args.version_id)
             if version is None:
                 raise SystemExit(f"model version {args.version_id} does not exist")
             folder = folder or Path(version.folder)
     if folder is None:
         raise SystemExit("evaluate needs --model or --version-id")
     weights = Path(args.inception_weights).expanduser() if args.inception_weights else settings.inception_weights
-    device = torch_device() if args.device == "auto" else args.device
-    extractor = make_extractor(weights, device=device)
-    metrics = evaluate_model_folder(
+    metrics = EVALUATE.load()(
         folder, args.samples, data_dir=Path(args.data_dir) if args.data_dir else settings.data_dir,
-        real_path=Path(args.real) if args.real else None, real_limit=args.real_limit, extractor=extractor,
+        real_path=Path(args.real) if args.real else None, real_limit=args.real_limit,
+        inception_weights=weights, device=args.device,
         batch_size=args.batch_size or settings.metrics_batch_size,
         threads=args.threads if args.threads is not None else settings.metrics_threads,
         cache_dir=Path(args.cache_dir) if args.cache_dir else settings.metrics_cache_dir,
@@ -256,7 +235,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         log.info("metrics written to %s", args.out)
     if Session is not None:
         with Session() as s:
-            store_metrics(s, version_id=args.version_id, metrics=metrics)
+            crud.update_model_version_metrics(s, version_id=args.version_id, metrics=metrics, drop=is_evaluation_key)
         engine.dispose()
         log.info("metrics stored on model version %d", args.version_id)
     return 0
@@ -345,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_admin)
 
     p = add("train", "Train a sketch->anime CycleGAN, or an unconditional anime-face generator.")
-    p.add_argument("--kind", type=str, default=None, choices=["cyclegan", *GAN_CONFIGS],
+    p.add_argument("--kind", type=str, default=None, choices=list(KINDS),
                    help="what to train (default: the config file's kind, else cyclegan)")
     p.add_argument("--config", type=str, default=None,
                    help="JSON config file (fields of CycleGANConfig, or of the kind's GAN config)")
@@ -363,7 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=str, required=True, help="model folder to write (manifest.json + member_*.onnx)")
     p.add_argument("--snapshots", type=str, default=None, help="comma-separated snapshot steps (default: the latest checkpoint)")
     p.add_argument("--name", type=str, default=None,
-                   help="model name in the manifest (default: sketch2anime; anime_faces for StyleGAN; else the GAN kind)")
+                   help="model name in the manifest (default: the kind's: "
+                        + ", ".join(f"{k.model_name} for {k.name}" for k in KINDS.values()) + ")")
     p.add_argument("--version", type=str, default="1", help="model version in the manifest")
     p.add_argument("--data-dir", type=str, default=None, help="data folder, for the manifest's data hashes")
     p.set_defaults(func=cmd_export)

@@ -136,6 +136,23 @@ def test_job_kinds_schema_lists_the_papers_hyper_parameters(env, admin):
         assert name in props, name
 
 
+def test_job_kinds_have_titles_and_every_field_a_description(env, admin):
+    client, _, _ = env
+    kinds = client.get("/api/v1/admin/job-kinds", headers=admin).json()
+    assert list(kinds) == ["cyclegan", "dcgan", "lsgan", "wgan_div", "stylegan"]
+    assert kinds["cyclegan"]["title"] == "CycleGAN: drawings to anime faces"
+    for name, schema in kinds.items():
+        assert all(prop.get("description") for prop in schema["properties"].values()), name
+
+
+def test_an_unknown_job_kind_is_a_422_that_lists_the_valid_ones(env, admin):
+    client, _, _ = env
+    r = client.post("/api/v1/admin/jobs", json={"kind": "biggan", "config": {}}, headers=admin)
+    assert r.status_code == 422
+    assert "unknown model kind 'biggan'; valid: cyclegan, dcgan, lsgan, wgan_div, stylegan" in r.text
+    assert client.get("/api/v1/admin/jobs", headers=admin).json() == []  # nothing was queued
+
+
 def test_missing_job_is_404(env, admin):
     client, _, _ = env
     for path in ("/api/v1/admin/jobs/999", "/api/v1/admin/jobs/999/sample"):

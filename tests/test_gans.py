@@ -304,12 +304,13 @@ def test_configs_registries_and_job_kinds():
         load_gan_config({"kind": "dcgan", "n_critic": 5})  # a field of another kind is refused
     from fastapi import HTTPException
 
-    from backend.admin import JOB_KINDS, JobIn, job_config_classes, validate_job_config
-    from training.jobs import EXPORTERS, TRAINERS
+    from backend.admin import JobIn, validate_job_config
+    from core.kinds import KINDS
 
-    assert set(JOB_KINDS) == set(TRAINERS) == set(EXPORTERS) == {"cyclegan", *GAN_CONFIGS}
-    assert all(TRAINERS[k] == (GAN_CONFIGS[k], GANTrainer) and EXPORTERS[k] is export_gan_run for k in GAN_CONFIGS)
-    assert JobIn(kind="stylegan").kind == "stylegan" and set(job_config_classes()) == set(JOB_KINDS)
+    assert set(KINDS) == {"cyclegan", *GAN_CONFIGS}
+    assert all(KINDS[k].config is GAN_CONFIGS[k] and KINDS[k].trainer.load() is GANTrainer
+               and KINDS[k].exporter.load() is export_gan_run for k in GAN_CONFIGS)
+    assert JobIn(kind="stylegan").kind == "stylegan"
     assert validate_job_config("stylegan", {"steps": 10}).z_dim == 256
     with pytest.raises(HTTPException) as err:
         validate_job_config("stylegan", {"kind": "dcgan"})

@@ -2,7 +2,8 @@
 
 ``evaluate_generator`` takes any sampler (n -> uint8 images) and a real set; the images are
 turned into features batch by batch, so a large evaluation never holds all of them at once.
-``evaluate_model_folder`` builds the sampler from a model folder:
+``evaluate_model_folder`` builds the sampler of the model's kind (its registry entry's
+``evaluator``, found by the manifest's kind):
 
 - a CycleGAN sketch2anime model: the faces it makes from the 400 held-out real Quick, Draw!
   doodles, member after member (so at most 400 x members samples);
@@ -30,25 +31,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from core.manifest import ModelManifest, SketchInput
+from core.evaluation import is_evaluation_key
+from core.kinds import kind_of_manifest
+from core.manifest import ModelManifest
 from core.preprocess import output_to_images
 from core.runtime import Ensemble, FaceModel, open_session
 from training.data import ANIME_ZIP, load_quickdraw
 from training.metrics import FeatureExtractor, RealImages, compare, make_extractor, real_features
 
 log = logging.getLogger(__name__)
-
-#: Metrics an evaluation writes besides the fid* / kid* values; a new evaluation replaces them.
-EVALUATION_KEYS = frozenset({
-    "n_samples", "n_samples_requested", "n_real", "kid_subset_size", "kid_subsets", "feature_extractor",
-    "real_set", "real_sha256", "real_stats_cache", "eval_seed", "eval_wall_s", "evaluated_at",
-    "evaluation_error", "sampler", "model",
-})
-
-
-def is_evaluation_key(key: str) -> bool:
-    return key in EVALUATION_KEYS or key.startswith(("fid", "kid"))
-
 
 @dataclass
 class Sampler:
@@ -74,9 +65,7 @@ def _real_set(real_images: np.ndarray | None, real_path: Path | None, data_dir: 
         return RealImages.from_array(images)
     if real_path is None:
         if data_dir is None:
-            from backend.settings import get_settings
-
-            data_dir = get_settings().data_dir
+            raise ValueError("no real set: pass real_images, real_path or data_dir")
         real_path = Path(data_dir) / ANIME_ZIP
     return RealImages.from_zip(Path(real_path), size=real_size, limit=real_limit)
 
@@ -127,10 +116,14 @@ def evaluate_generator(sample_fn: Callable[[int], np.ndarray], n_samples: int, *
 # Model folders.
 
 
-def cyclegan_sampler(folder: Path, data_dir: Path, providers: list[str] | None, threads: int) -> Sampler:
-    """Faces from the held-out real doodles, each member in turn."""
+def cyclegan_sampler(folder: Path, manifest: ModelManifest, *, seed: int = 0, data_dir: Path | None = None,
+                     providers: list[str] | None = None, threads: int = 0) -> Sampler:
+    """Faces from the held-out real doodles, each member in turn (``seed`` is not used: the
+    doodles are the same every time)."""
+    if data_dir is None:
+        raise ValueError("a sketch->anime model is measured on the held-out doodles of the data folder: pass data_dir")
     ensemble = Ensemble(folder, providers or ["CPUExecutionProvider"], threads)
-    doodles = load_quickdraw(data_dir, "holdout")
+    doodles = load_quickdraw(Path(data_dir), "holdout")
     order = [(m, i) for m in range(len(ensemble.members)) for i in range(len(doodles))]
     pos = 0
 
@@ -144,7 +137,8 @@ def cyclegan_sampler(folder: Path, data_dir: Path, providers: list[str] | None, 
     return Sampler(sample, len(order), f"{len(doodles)} held-out Quick, Draw! doodles x {len(ensemble.members)} members")
 
 
-def stylegan_sampler(folder: Path, seed: int, providers: list[str] | None, threads: int) -> Sampler:
+def stylegan_sampler(folder: Path, manifest: ModelManifest, *, seed: int = 0, data_dir: Path | None = None,
+                     providers: list[str] | None = None, threads: int = 0) -> Sampler:
     """Faces of seeds seed, seed + 1, ... from a StyleGAN export, untruncated (psi = 1).
 
     The mapping / synthesis contract (z -> w, one w per style input -> image) is
@@ -161,8 +155,13 @@ def stylegan_sampler(folder: Path, seed: int, providers: list[str] | None, threa
     return Sampler(sample, None, f"StyleGAN mapping + synthesis, seeds from {seed}, psi 1")
 
 
-def generator_sampler(path: Path, z_dim: int, seed: int, providers: list[str] | None, threads: int) -> Sampler:
-    """z ~ N(0, I) from ``seed`` through one generator graph: z (B, z_dim) -> image (B, 3, S, S)."""
+def generator_sampler(folder: Path, manifest: ModelManifest, *, seed: int = 0, data_dir: Path | None = None,
+                      providers: list[str] | None = None, threads: int = 0) -> Sampler:
+    """z ~ N(0, I) from ``seed`` through the graph labelled "generator": z (B, z_dim) -> image (B, 3, S, S)."""
+    members = [m for m in manifest.members if m.label == "generator"] or manifest.members
+    if len(members) != 1:
+        raise ValueError(f"{folder}: expected one generator graph, the manifest lists {[m.file for m in members]}")
+    path, z_dim = Path(folder) / members[0].file, manifest.input.dim
     sess = open_session(path, providers or ["CPUExecutionProvider"], threads)
     inputs = sess.get_inputs()
     if len(inputs) != 1:
@@ -182,20 +181,9 @@ def generator_sampler(path: Path, z_dim: int, seed: int, providers: list[str] | 
 
 def model_sampler(folder: Path, manifest: ModelManifest, *, seed: int = 0, data_dir: Path | None = None,
                   providers: list[str] | None = None, threads: int = 0) -> Sampler:
-    """The sampler that fits the model (see the module docstring); the manifest is verified."""
-    folder = Path(folder)
-    if manifest.stylegan is not None:
-        return stylegan_sampler(folder, seed, providers, threads)
-    if isinstance(manifest.input, SketchInput):
-        if data_dir is None:
-            from backend.settings import get_settings
-
-            data_dir = get_settings().data_dir
-        return cyclegan_sampler(folder, Path(data_dir), providers, threads)
-    members = [m for m in manifest.members if m.label == "generator"] or manifest.members
-    if len(members) != 1:
-        raise ValueError(f"{folder}: expected one generator graph, the manifest lists {[m.file for m in members]}")
-    return generator_sampler(folder / members[0].file, manifest.input.dim, seed, providers, threads)
+    """The sampler of the model's kind (its registry entry's ``evaluator``)."""
+    sampler = kind_of_manifest(manifest.kind).evaluator.load()
+    return sampler(Path(folder), manifest, seed=seed, data_dir=data_dir, providers=providers, threads=threads)
 
 
 def manifest_real_set(manifest: ModelManifest, data_dir: Path) -> Path:
@@ -211,23 +199,28 @@ def manifest_real_set(manifest: ModelManifest, data_dir: Path) -> Path:
 
 def evaluate_model_folder(folder: Path, n_samples: int, *, data_dir: Path | None = None,
                           real_path: Path | None = None, real_limit: int | None = None,
-                          extractor: FeatureExtractor | None = None, batch_size: int = 50, threads: int = 0,
+                          extractor: FeatureExtractor | None = None, inception_weights: Path | None = None,
+                          device: str = "auto", batch_size: int = 50, threads: int = 0,
                           cache_dir: Path | None = None, providers: list[str] | None = None,
                           kid_subsets: int = 100, seed: int = 0) -> dict[str, Any]:
-    """FID / KID of an exported model against its real set (see the module docstring)."""
-    folder = Path(folder)
-    if data_dir is None:
-        from backend.settings import get_settings
+    """FID / KID of an exported model against its real set (see the module docstring).
 
-        data_dir = get_settings().data_dir
+    ``data_dir``: the data folder (the real set and held-out doodles are found there unless
+    ``real_path`` is given). ``extractor``: the feature extractor; None makes one from
+    ``inception_weights`` (None: the substitute) on ``device`` ("auto": CUDA when torch sees it)."""
+    folder = Path(folder)
     manifest = ModelManifest.load(folder)
     manifest.verify(folder)  # refuses tampered or missing files
+    if real_path is None and data_dir is None:
+        raise ValueError("the real images are found in the data folder: pass data_dir (or real_path)")
     sampler = model_sampler(folder, manifest, seed=seed, data_dir=data_dir, providers=providers, threads=threads)
     n = n_samples
     if sampler.available is not None and n > sampler.available:
         log.warning("%s can make %d distinct samples (%s); evaluating those instead of %d",
                     folder, sampler.available, sampler.description, n_samples)
         n = sampler.available
+    if extractor is None:
+        extractor = make_extractor(inception_weights, device=torch_device() if device == "auto" else device)
     metrics = evaluate_generator(sampler.sample, n, real_path=real_path or manifest_real_set(manifest, data_dir),
                                  real_limit=real_limit, extractor=extractor, batch_size=batch_size, threads=threads,
                                  cache_dir=cache_dir, kid_subsets=kid_subsets, seed=seed)
@@ -238,11 +231,10 @@ def evaluate_model_folder(folder: Path, n_samples: int, *, data_dir: Path | None
     return metrics
 
 
-def format_table(metrics: dict[str, Any]) -> str:
-    """Two aligned columns, metric and value, for the terminal."""
-    rows = [(k, f"{v:.6g}" if isinstance(v, float) else str(v)) for k, v in metrics.items()]
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+def torch_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,12 +246,6 @@ def store_metrics(session, *, version_id: int, metrics: dict[str, Any]):
     from backend.db import crud
 
     return crud.update_model_version_metrics(session, version_id=version_id, metrics=metrics, drop=is_evaluation_key)
-
-
-def torch_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def run_evaluation_job(version_id: int, n_samples: int, *, settings=None, real_limit: int | None = None) -> str:
@@ -282,9 +268,9 @@ def run_evaluation_job(version_id: int, n_samples: int, *, settings=None, real_l
                 return "missing"
             folder = Path(version.folder)
         try:
-            extractor = make_extractor(settings.inception_weights, device=torch_device())
             metrics = evaluate_model_folder(
-                folder, n_samples, data_dir=settings.data_dir, real_limit=real_limit, extractor=extractor,
+                folder, n_samples, data_dir=settings.data_dir, real_limit=real_limit,
+                inception_weights=settings.inception_weights,
                 batch_size=settings.metrics_batch_size, threads=settings.metrics_threads,
                 cache_dir=settings.metrics_cache_dir, providers=settings.providers)
             status = "succeeded"

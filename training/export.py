@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.kinds import get_kind
 from core.manifest import Member, ModelManifest, SketchInput, TensorSpec, sha256_file
 from core.preprocess import bitmap_to_input
 from training.cyclegan import ResnetGenerator
@@ -79,8 +80,8 @@ def _metrics_at(run_dir: Path, step: int) -> dict[str, float]:
 def export_run(
     run_dir: Path, out_dir: Path, *, name: str = "sketch2anime", version: str = "1",
     snapshots: list[int] | None = None, data_dir: Path | None = None,
-) -> dict:
-    """Export members (snapshot steps, or the latest checkpoint) into ``out_dir`` with a manifest."""
+) -> ModelManifest:
+    """Export members (snapshot steps, or the latest checkpoint) into ``out_dir`` with a manifest; returns it."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if snapshots:
         sources = [run_dir / "snapshots" / f"step_{s:07d}.pt" for s in snapshots]
@@ -130,7 +131,7 @@ def export_run(
     if (run_dir / "metrics.json").is_file():
         final_metrics = {k: float(v) for k, v in json.loads((run_dir / "metrics.json").read_text()).items() if k != "step"}
     manifest = ModelManifest(
-        name=name, kind="cyclegan-sketch2anime", version=version,
+        name=name, kind=get_kind("cyclegan").manifest_kind, version=version,
         created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
         input=SketchInput(name="sketch", image_size=config.image_size, raster_size=config.raster_size,
                           description="Quick, Draw! bitmap, resized, dark ink (-1) on white (+1), 3 equal channels"),
@@ -140,4 +141,4 @@ def export_run(
         data=data, metrics=final_metrics, samples=samples,
     )
     manifest.save(out_dir)
-    return manifest.model_dump(mode="json")
+    return manifest

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.kinds import get_kind
 from core.manifest import LatentInput, Member, ModelManifest, StyleGANSpec, TensorSpec, sha256_file
 from training.data import ANIME_ZIP
 from training.export import OPSET, PARITY_TOLERANCE, ExportError
@@ -92,13 +93,16 @@ def _member(path: Path, label: str, step: int, diff: float, metrics: dict[str, f
 
 
 def export_gan_run(run_dir: Path, out_dir: Path, *, name: str = "anime-faces", version: str = "1",
-                   data_dir: Path | None = None) -> dict:
-    """Export the latest checkpoint of a GAN run into ``out_dir`` with a manifest; returns it."""
+                   data_dir: Path | None = None, snapshots: list[int] | None = None) -> ModelManifest:
+    """Export the latest checkpoint of a GAN run into ``out_dir`` with a manifest; returns it.
+    (``snapshots`` are refused: a GAN run exports its latest checkpoint, EMA included.)"""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     src = run_dir / "checkpoints" / "latest.pt"
     if not src.is_file():
         raise ExportError(f"not found: {src}")
     G, config, step = load_gan_generator(src)
+    if snapshots:
+        raise ValueError(f"a {config.kind} run exports its latest checkpoint; snapshots are for CycleGAN runs")
     out_dir.mkdir(parents=True, exist_ok=True)
     final_metrics: dict[str, float] = {}
     if (run_dir / "metrics.json").is_file():
@@ -131,7 +135,7 @@ def export_gan_run(run_dir: Path, out_dir: Path, *, name: str = "anime-faces", v
         shutil.copy(grids[-1], out_dir / "samples.png")
         samples = "samples.png"
     manifest = ModelManifest(
-        name=name, kind=f"{config.kind}-anime-faces", version=version,
+        name=name, kind=get_kind(config.kind).manifest_kind, version=version,
         created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
         input=LatentInput(name="z", dim=config.z_dim, description="z ~ N(0, I), float32 (B, z_dim)"),
         output=TensorSpec(name="image", image_size=config.image_size,
@@ -141,4 +145,4 @@ def export_gan_run(run_dir: Path, out_dir: Path, *, name: str = "anime-faces", v
         data=data, metrics=final_metrics, samples=samples,
     )
     manifest.save(out_dir)
-    return manifest.model_dump(mode="json")
+    return manifest

@@ -16,21 +16,10 @@ from pathlib import Path
 from backend.db.models import Dataset, ModelVersion, TrainingJob
 from backend.jobs import service
 from backend.settings import get_settings
-from training.export import export_run
-from training.export_gan import export_gan_run
-from core.configs.gans import GAN_CONFIGS
+from core.kinds import get_kind
 from core.progress import Progress, TrainingCancelled
-from training.train_cyclegan import CycleGANConfig, CycleGANTrainer
-from training.train_gan import GANTrainer
 
 log = logging.getLogger(__name__)
-
-#: Job kind -> (config class, trainer class); EXPORTERS: job kind -> export function.
-TRAINERS = {
-    "cyclegan": (CycleGANConfig, CycleGANTrainer),
-    **{kind: (config_cls, GANTrainer) for kind, config_cls in GAN_CONFIGS.items()},
-}
-EXPORTERS = {"cyclegan": export_run, **{kind: export_gan_run for kind in GAN_CONFIGS}}
 
 
 class JobReporter:
@@ -150,30 +139,28 @@ def run_training_job(job_id: int, *, worker: str) -> str:
     try:
         if dataset_gone:
             raise FileNotFoundError("the data set chosen for this job no longer exists")
-        if kind not in TRAINERS:
-            raise ValueError(f"unknown job kind {kind!r}; valid: {', '.join(TRAINERS)}")
-        config_cls, trainer_cls = TRAINERS[kind]
-        config = config_cls.model_validate(raw_config)
-        trainer = trainer_cls(config, run_dir, settings.data_dir, anime_source=anime_source)
+        model_kind = get_kind(kind)
+        config = model_kind.config.model_validate(raw_config)
+        trainer = model_kind.trainer.load()(config, run_dir, settings.data_dir, anime_source=anime_source)
         if trainer.load_checkpoint():
             with Session() as s:
                 service.append_log(s.get(TrainingJob, job_id), f"resumed from the checkpoint at step {trainer.step}")
                 s.commit()
         trainer.run(JobReporter(job_id, worker), resume=False)
-        # A CycleGAN job makes a new version of the drawing model, ready to promote.
-        name = settings.default_model if kind == "cyclegan" else kind
+        # A drawing-model job makes a new version of the served model, ready to promote.
+        name = settings.default_model if model_kind.serves_drawings else model_kind.model_name
         out = Path(settings.job_models_dir) / f"{name}-job{job_id}"
-        manifest = EXPORTERS[kind](run_dir, out, name=name, version=f"job{job_id}", data_dir=settings.data_dir)
+        manifest = model_kind.exporter.load()(run_dir, out, name=name, version=f"job{job_id}", data_dir=settings.data_dir)
         with Session() as s:
             # Registered once, even when the job ran again after dying between export and here.
-            exists = s.query(ModelVersion).filter(ModelVersion.name == manifest["name"],
-                                                  ModelVersion.version == manifest["version"]).first()
+            exists = s.query(ModelVersion).filter(ModelVersion.name == manifest.name,
+                                                  ModelVersion.version == manifest.version).first()
             if exists is None:
-                s.add(ModelVersion(name=manifest["name"], version=manifest["version"], kind=manifest["kind"],
-                                   manifest=manifest, metrics=manifest.get("metrics", {}), folder=str(out),
+                s.add(ModelVersion(name=manifest.name, version=manifest.version, kind=manifest.kind,
+                                   manifest=manifest.model_dump(mode="json"), metrics=manifest.metrics, folder=str(out),
                                    job_id=job_id, active=False, in_ensemble=False, created_at=service.now()))
                 s.commit()
-        _finish(job_id, worker, "succeeded", line=f"finished; model version {manifest['name']} v{manifest['version']} registered")
+        _finish(job_id, worker, "succeeded", line=f"finished; model version {manifest.name} v{manifest.version} registered")
         return "succeeded"
     except TrainingCancelled as exc:
         mine = _finish(job_id, worker, "cancelled", line=f"cancelled at step {trainer.step}; checkpoint kept for a retry")

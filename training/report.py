@@ -6,6 +6,7 @@
 - ``gan_loss_curves`` / ``face_figures``: the same for an unconditional face GAN (DCGAN, LSGAN,
   WGAN-div, StyleGAN): its losses, a grid of random faces from fixed seeds and, for a StyleGAN,
   truncation, style-mixing and interpolation figures, all made from the exported ONNX model.
+- ``cyclegan_report`` / ``gan_report``: all of a kind's figures, as ``doodle2anime report`` makes them.
 - ``holdout_checks``: two numbers that can fail. *Diversity*: outputs for different drawings
   differ (no mode collapse). *Following*: an output resembles its own drawing more than other
   drawings: the correlation between a doodle's blurred ink and the blurred edges of the face made
@@ -118,6 +119,29 @@ def face_figures(model_dir: Path, out: Path, *, seeds: int = 64, columns: int = 
     frames = model.interpolate(7, 8, 10, 0.7, size)
     Image.fromarray(np.concatenate([np.asarray(f.convert("RGB")) for f in frames], axis=1)).save(made["interpolate"])
     return made
+
+
+def gan_report(run_dir: Path, model_dir: Path, out: Path, *, data_dir: Path | None = None,
+               columns: int = 16) -> dict[str, str]:
+    """A face GAN run's figures: its loss curves and ``face_figures`` of its export; returns
+    what was made, by name (``data_dir`` and ``columns`` are the CycleGAN report's)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    made = {"loss_curves": gan_loss_curves(Path(run_dir), out / "loss_curves.png"), **face_figures(Path(model_dir), out)}
+    return {name: str(path) for name, path in made.items()}
+
+
+def cyclegan_report(run_dir: Path, model_dir: Path, out: Path, *, data_dir: Path, columns: int = 16) -> dict[str, float]:
+    """A CycleGAN run's figures: loss curves, two held-out grids of ``columns`` doodles, and the
+    held-out checks (written as holdout_checks.json, and returned)."""
+    out, model_dir = Path(out), Path(model_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    loss_curves(Path(run_dir), out / "loss_curves.png")
+    holdout_grid(model_dir, data_dir, out / "holdout_grid.png", count=columns)
+    holdout_grid(model_dir, data_dir, out / "holdout_grid_2.png", count=columns, start=columns)
+    checks = holdout_checks(model_dir, data_dir)
+    (out / "holdout_checks.json").write_text(json.dumps(checks, indent=2) + "\n")
+    return checks
 
 
 def holdout_grid(model_dir: Path, data_dir: Path, out: Path, count: int = 16, start: int = 0) -> Path:

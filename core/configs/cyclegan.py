@@ -8,7 +8,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
-
 class MixConfig(BaseModel):
     """Relative weights of the sketch kinds in the sketch domain."""
 
@@ -34,14 +33,14 @@ class CycleGANConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    image_size: int = Field(64, ge=16, le=512)      # side of the images the networks see
-    raster_size: int = Field(28, ge=16, le=512)     # sketches are rendered here, then resized
-    ngf: int = Field(32, ge=4, le=256)              # generator width
-    ndf: int = Field(64, ge=4, le=256)              # discriminator width
-    n_blocks: int = Field(6, ge=1, le=16)           # residual blocks in each generator
-    batch_size: int = Field(1, ge=1, le=256)
-    steps: int = Field(20000, ge=1)                 # total optimisation steps
-    decay_steps: int = Field(10000, ge=0)           # linear decay to 0 over the last decay_steps
+    image_size: int = Field(64, ge=16, le=512, description="side of the images the networks see")
+    raster_size: int = Field(28, ge=16, le=512, description="sketches are drawn at this size, then resized")
+    ngf: int = Field(32, ge=4, le=256, description="generator width: channels of the generators' first layer")
+    ndf: int = Field(64, ge=4, le=256, description="discriminator width: channels of the discriminators' first layer")
+    n_blocks: int = Field(6, ge=1, le=16, description="residual blocks in each generator")
+    batch_size: int = Field(1, ge=1, le=256, description="images per step")
+    steps: int = Field(20000, ge=1, description="total optimisation steps")
+    decay_steps: int = Field(10000, ge=0, description="the learning rate falls linearly to 0 over the last decay_steps")
     lr: float = Field(2e-4, gt=0, le=1, description="learning rate of the generators")
     lr_d: float | None = Field(None, gt=0, le=1, description="learning rate of the discriminators (empty: same as lr)")
     optimizer: Literal["adam", "sgd"] = Field("adam", description="Adam, or SGD with momentum")
@@ -60,14 +59,14 @@ class CycleGANConfig(BaseModel):
     fuzzy_labels: bool = Field(False, description="discriminator targets 0.9 / 0.1 instead of 1 / 0")
     minibatch_discrimination: bool = Field(
         False, description="discriminators also see the batch's feature spread (needs batch_size > 1)")
-    mix: MixConfig = MixConfig()                    # what the sketch domain is made of
-    anime_limit: int | None = Field(None, ge=1)     # use only the first N anime faces
-    seed: int = 0
-    log_every: int = Field(50, ge=1)
-    sample_every: int = Field(1000, ge=1)
-    checkpoint_every: int = Field(500, ge=1)
-    snapshot_every: int = Field(0, ge=0)            # save the sketch->anime G every N steps (0: never)
-    eval_count: int = Field(200, ge=0)              # held-out doodles used for periodic metrics
+    mix: MixConfig = Field(MixConfig(), description="relative weights of what the sketch side is made of")
+    anime_limit: int | None = Field(None, ge=1, description="use only the first N anime faces (empty: all)")
+    seed: int = Field(0, description="seeds the weights and every random draw: same seed, same run")
+    log_every: int = Field(50, ge=1, description="steps between lines of loss_log.jsonl")
+    sample_every: int = Field(1000, ge=1, description="steps between sample grids (and held-out metrics)")
+    checkpoint_every: int = Field(500, ge=1, description="steps between checkpoints; a retry resumes from the last one")
+    snapshot_every: int = Field(0, ge=0, description="steps between snapshots of the sketch->anime generator (0: never)")
+    eval_count: int = Field(200, ge=0, description="held-out doodles scored at each sample grid")
 
     @model_validator(mode="after")
     def _check(self) -> "CycleGANConfig":

@@ -532,26 +532,6 @@ const FIELD_LABELS = {
   fuzzy_labels: "Fuzzy labels",
 };
 
-// Plain words for fields whose schema has no description.
-const FIELD_HINTS = {
-  image_size: "side of the images the networks see",
-  raster_size: "sketches are drawn at this size, then resized",
-  ngf: "channels of the generators' first layer",
-  ndf: "channels of the discriminators' first layer",
-  n_blocks: "in each generator",
-  batch_size: "images per step",
-  steps: "total optimisation steps",
-  decay_steps: "the learning rate falls to 0 over the last ones",
-  anime_limit: "use only the first N anime faces; empty: all",
-  seed: "same seed, same run",
-  log_every: "steps",
-  sample_every: "steps",
-  checkpoint_every: "steps; a retry resumes from the last one",
-  snapshot_every: "steps; 0: never",
-  eval_count: "held-out doodles scored at each sample",
-  mix: "relative weights of what the sketch side is made of",
-};
-
 const FIELD_GROUPS = [
   ["Network", ["image_size", "raster_size", "ngf", "ndf", "n_blocks"]],
   ["Schedule", ["steps", "decay_steps", "batch_size", "schedule", "cycle_steps"]],
@@ -627,7 +607,7 @@ function schemaField(name, rawProp, root, path, controls) {
   // pydantic's made-up titles are Title Case of the name; a title set on purpose is kept.
   const label = FIELD_LABELS[name] ||
     (s.title && s.title.toLowerCase() !== humanize(name).toLowerCase() ? s.title : humanize(name));
-  const hintText = [s.description || FIELD_HINTS[name] || "", rangeText(s)].filter(Boolean).join(" · ");
+  const hintText = [s.description || "", rangeText(s)].filter(Boolean).join(" · ");
   const error = h("span", {class: "field-error", id: `err-${idPart}`, "data-testid": "field-error",
     "data-field": key, role: "alert", hidden: true});
 
@@ -743,7 +723,7 @@ async function viewNewJob(ctx, root) {
   root.replaceChildren();
 
   const kindNames = Object.keys(kinds);
-  const kindSelect = h("select", {id: "job-kind", name: "kind"}, kindNames.map((k) => h("option", {value: k, text: k})));
+  const kindSelect = h("select", {id: "job-kind", name: "kind"}, kindNames.map((k) => h("option", {value: k, text: kinds[k].title || k})));
   const datasetSelect = h("select", {id: "job-dataset", name: "dataset_id"},
     h("option", {value: "", text: "The default training data"}),
     datasets.map((d) => h("option", {value: String(d.id),

@@ -1,0 +1,105 @@
+"""The model kinds: one registry from a kind's name to its configuration, the name its exports
+register under, and the code that trains, exports, measures, draws and runs it.
+
+A kind's training code is named by a ``Ref`` ("module:attribute") and imported only when it is
+called, so this package, and the API process that reads the registry (job validation, the
+dashboard's form), import no torch and no training code. Adding a kind is one entry here plus
+its own files (config, trainer, exporter).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from core.configs.cyclegan import CycleGANConfig
+from core.configs.gans import DCGANConfig, LSGANConfig, StyleGANConfig, WGANDivConfig
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A module attribute named ``"package.module:attribute"``, imported by ``load``."""
+
+    target: str
+
+    def __post_init__(self) -> None:
+        module, sep, attr = self.target.partition(":")
+        if not (module and sep and attr):
+            raise ValueError(f"a Ref is 'package.module:attribute', got {self.target!r}")
+
+    def load(self) -> Any:
+        module, _, attr = self.target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    name: str
+    title: str                    # shown on the dashboard's new-job form
+    config: type[BaseModel]       # validates a job's hyper-parameters (torch-free)
+    model_name: str               # the name its exports register under (CLI export default, worker jobs)
+    manifest_kind: str            # the ``kind`` its exports write into their manifest
+    trainer: Ref                  # class: (config, run_dir, data_dir, *, threads, device, anime_source) -> .run(progress)
+    exporter: Ref                 # (run_dir, out_dir, *, name, version, data_dir, snapshots) -> ModelManifest
+    evaluator: Ref                # the sampler FID / KID measure: (folder, manifest, *, seed, data_dir, providers, threads)
+    report: Ref                   # write-up figures: (run_dir, model_dir, out, *, data_dir, columns) -> dict to print
+    runtime: Ref | None           # the ONNX Runtime class that runs its exports (None: no serving runtime of its own)
+    shown_losses: tuple[str, ...]  # losses the CLI's progress bar shows
+    serves_drawings: bool = False  # its exports are versions of the drawing model (named by settings.default_model)
+
+    def refs(self) -> dict[str, Ref]:
+        return {name: ref for name, ref in (("trainer", self.trainer), ("exporter", self.exporter),
+                                            ("evaluator", self.evaluator), ("report", self.report),
+                                            ("runtime", self.runtime)) if ref is not None}
+
+
+def _face_gan(name: str, title: str, config: type[BaseModel], *, model_name: str | None = None,
+              evaluator: str = "training.evaluate:generator_sampler", runtime: Ref | None = None) -> ModelKind:
+    """An unconditional anime-face generator: one trainer, exporter and report for all of them."""
+    return ModelKind(
+        name=name, title=title, config=config, model_name=model_name or name, manifest_kind=f"{name}-anime-faces",
+        trainer=Ref("training.train_gan:GANTrainer"), exporter=Ref("training.export_gan:export_gan_run"),
+        evaluator=Ref(evaluator), report=Ref("training.report:gan_report"), runtime=runtime,
+        shown_losses=("G", "D", "div", "r1"))
+
+
+KINDS: dict[str, ModelKind] = {
+    "cyclegan": ModelKind(
+        name="cyclegan", title="CycleGAN: drawings to anime faces", config=CycleGANConfig,
+        model_name="sketch2anime", manifest_kind="cyclegan-sketch2anime",
+        trainer=Ref("training.train_cyclegan:CycleGANTrainer"), exporter=Ref("training.export:export_run"),
+        evaluator=Ref("training.evaluate:cyclegan_sampler"), report=Ref("training.report:cyclegan_report"),
+        runtime=Ref("core.runtime:Ensemble"), shown_losses=("G", "cycle", "D_A", "D_B"), serves_drawings=True),
+    "dcgan": _face_gan("dcgan", "DCGAN: random anime faces", DCGANConfig),
+    "lsgan": _face_gan("lsgan", "LSGAN: random anime faces, least-squares loss", LSGANConfig),
+    "wgan_div": _face_gan("wgan_div", "WGAN-div: random anime faces, Wasserstein divergence", WGANDivConfig),
+    "stylegan": _face_gan("stylegan", "StyleGAN: random anime faces with style mixing", StyleGANConfig,
+                          model_name="anime_faces", evaluator="training.evaluate:stylegan_sampler",
+                          runtime=Ref("core.runtime:FaceModel")),
+}
+
+
+#: FID / KID of an exported model: the same steps for every kind (its ``evaluator`` makes the samples).
+EVALUATE = Ref("training.evaluate:evaluate_model_folder")
+
+
+class UnknownKind(ValueError):
+    """A kind name, or a manifest kind, that the registry does not hold; the message lists the valid ones."""
+
+
+def get_kind(name: str) -> ModelKind:
+    if name not in KINDS:
+        raise UnknownKind(f"unknown model kind {name!r}; valid: {', '.join(KINDS)}")
+    return KINDS[name]
+
+
+def kind_of_manifest(manifest_kind: str) -> ModelKind:
+    """The kind whose exports write ``manifest_kind`` into their manifest."""
+    for kind in KINDS.values():
+        if kind.manifest_kind == manifest_kind:
+            return kind
+    valid = ", ".join(k.manifest_kind for k in KINDS.values())
+    raise UnknownKind(f"no model kind exports {manifest_kind!r} models; valid: {valid}")
