@@ -16,12 +16,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field, ValidationError, field_validator
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from backend import auth
 from backend.db import crud
-from backend.db.models import AdminUser, ApiKey, Dataset, ModelVersion, TrainingJob
+from backend.db.models import AdminUser, ApiKey, ModelVersion, TrainingJob
 from backend.settings import Settings
 from core.kinds import KINDS, get_kind
 from core.manifest import ModelIntegrityError, ModelManifest
@@ -54,7 +53,7 @@ def current_admin(request: Request, db: DbDep) -> AdminUser:
     if not token:
         raise HTTPException(status_code=401, detail="log in first", headers={"WWW-Authenticate": "Bearer"})
     user_id = auth.read_session_token(request.app.state.secret, token)
-    admin = db.get(AdminUser, user_id) if user_id is not None else None
+    admin = crud.get_admin(db, admin_id=user_id) if user_id is not None else None
     if admin is None or admin.disabled:
         raise HTTPException(status_code=401, detail="your session is not valid; log in again",
                             headers={"WWW-Authenticate": "Bearer"})
@@ -178,7 +177,7 @@ class DatasetOut(BaseModel):
 
 
 def job_out(job: TrainingJob, db: Session, detail: bool = False) -> JobOut:
-    version_id = db.scalar(select(ModelVersion.id).where(ModelVersion.job_id == job.id))
+    version_id = crud.version_id_of_job(db, job_id=job.id)
     fields = dict(
         id=job.id, kind=job.kind, status=job.status, progress=job.progress, step=job.step,
         total_steps=job.total_steps, epoch=job.epoch, eta_seconds=job.eta_seconds,
@@ -266,7 +265,7 @@ def build_router(settings: Settings) -> APIRouter:
 
         config = validate_job_config(body.kind, body.config)
         if body.dataset_id is not None:
-            dataset = db.get(Dataset, body.dataset_id)
+            dataset = crud.get_dataset(db, dataset_id=body.dataset_id)
             if dataset is None:
                 raise HTTPException(status_code=422, detail=f"data set {body.dataset_id} does not exist")
             if dataset.kind != "image_zip":
@@ -281,7 +280,7 @@ def build_router(settings: Settings) -> APIRouter:
         return job_out(job, db, detail=True)
 
     def _job(db: Session, job_id: int) -> TrainingJob:
-        job = db.get(TrainingJob, job_id)
+        job = crud.get_job(db, job_id=job_id)
         if job is None:
             raise HTTPException(status_code=404, detail=f"job {job_id} does not exist")
         return job
@@ -292,21 +291,28 @@ def build_router(settings: Settings) -> APIRouter:
 
     @r.post("/jobs/{job_id}/cancel", summary="Cancel: at once when queued, at the next step when running.")
     def cancel_job(job_id: int, admin: AdminDep, db: DbDep) -> JobDetailOut:
-        from backend.jobs import service
-
-        job = _job(db, job_id)
-        if job.status not in ("queued", "running"):
-            raise HTTPException(status_code=409, detail=f"job {job_id} is {job.status}; only queued or running jobs can be cancelled")
-        return job_out(service.request_cancel(db, job_id=job_id), db, detail=True)
+        try:
+            job = crud.request_cancel(db, job_id=job_id)
+        except crud.StateError as exc:
+            raise HTTPException(status_code=409, detail=str(exc)) from None
+        if job is None:
+            raise HTTPException(status_code=404, detail=f"job {job_id} does not exist")
+        return job_out(job, db, detail=True)
 
     @r.post("/jobs/{job_id}/retry", summary="Queue a failed or cancelled job again; it resumes from its last checkpoint.")
     def retry_job(job_id: int, admin: AdminDep, db: DbDep) -> JobDetailOut:
         from backend.jobs import service
 
-        job = _job(db, job_id)
-        if job.status not in ("failed", "cancelled"):
-            raise HTTPException(status_code=409, detail=f"job {job_id} is {job.status}; only failed or cancelled jobs can be retried")
-        return job_out(service.retry_job(db, job_id=job_id), db, detail=True)
+        try:
+            job = service.retry_job(db, job_id=job_id)
+        except crud.StateError as exc:
+            raise HTTPException(status_code=409, detail=str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - the broker is down: the job says so, and so does the answer
+            log.exception("could not queue a job")
+            raise HTTPException(status_code=503, detail=f"the job queue is not reachable: {exc}") from None
+        if job is None:
+            raise HTTPException(status_code=404, detail=f"job {job_id} does not exist")
+        return job_out(job, db, detail=True)
 
     @r.get("/jobs/{job_id}/sample", summary="The job's newest sample grid (PNG).",
            response_class=FileResponse, responses={404: {"description": "No sample yet."}})
@@ -323,7 +329,7 @@ def build_router(settings: Settings) -> APIRouter:
         return [version_out(v) for v in crud.list_model_versions(db, limit=200)]
 
     def _version(db: Session, version_id: int) -> ModelVersion:
-        v = db.get(ModelVersion, version_id)
+        v = crud.get_model_version(db, version_id=version_id)
         if v is None:
             raise HTTPException(status_code=404, detail=f"model version {version_id} does not exist")
         return v
@@ -396,13 +402,13 @@ def build_router(settings: Settings) -> APIRouter:
 
     @r.get("/queue", summary="Workers seen and jobs waiting and running.")
     def queue(admin: AdminDep, db: DbDep) -> dict[str, Any]:
-        from backend.jobs.service import workers_seen
-
-        counts = dict(db.execute(select(TrainingJob.status, func.count()).group_by(TrainingJob.status)).all())
-        running = db.scalars(select(TrainingJob).where(TrainingJob.status == "running")).all()
+        workers = crud.list_workers(db, seen_within_s=settings.job_stale_after_s)
+        running = crud.list_jobs(db, status="running", limit=1000)
         return {
-            "workers": workers_seen(db),
-            "counts": {s: counts.get(s, 0) for s in ("queued", "running", "succeeded", "failed", "cancelled")},
+            "workers": [{"name": w.name, "queues": w.queues.split(",") if w.queues else [], "pid": w.pid,
+                         "started_at": w.started_at, "last_seen": w.last_seen, "current_job_id": w.current_job_id}
+                        for w in workers],
+            "counts": crud.count_jobs_by_status(db),
             "running": [{"id": j.id, "worker": j.worker, "progress": j.progress, "heartbeat_at": j.heartbeat_at} for j in running],
         }
 
@@ -441,7 +447,7 @@ def build_router(settings: Settings) -> APIRouter:
         from backend import datasets as ds
 
         limits = ds.Limits(settings.upload_max_bytes, settings.upload_max_unpacked_bytes, settings.upload_max_files)
-        if db.scalars(select(Dataset).where(Dataset.name == name)).first() is not None:
+        if crud.get_dataset_by_name(db, name=name) is not None:
             raise HTTPException(status_code=409, detail=f"a data set named {name!r} exists already")
         try:
             ds.kind_for(file.filename or "")
@@ -472,7 +478,7 @@ def build_router(settings: Settings) -> APIRouter:
 
     @r.get("/datasets/{dataset_id}/preview", summary="A grid of the data set's first items (PNG).", response_class=FileResponse)
     def dataset_preview(dataset_id: int, admin: AdminDep, db: DbDep) -> FileResponse:
-        d = db.get(Dataset, dataset_id)
+        d = crud.get_dataset(db, dataset_id=dataset_id)
         if d is None:
             raise HTTPException(status_code=404, detail=f"data set {dataset_id} does not exist")
         if not d.preview or not Path(d.preview).is_file():

@@ -201,7 +201,6 @@ def format_table(metrics: dict) -> str:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from backend.db import crud
-    from core.evaluation import is_evaluation_key
 
     settings = get_settings()
     folder = Path(args.model) if args.model else None
@@ -235,7 +234,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         log.info("metrics written to %s", args.out)
     if Session is not None:
         with Session() as s:
-            crud.update_model_version_metrics(s, version_id=args.version_id, metrics=metrics, drop=is_evaluation_key)
+            crud.store_evaluation(s, version_id=args.version_id, metrics=metrics)
         engine.dispose()
         log.info("metrics stored on model version %d", args.version_id)
     return 0
@@ -270,11 +269,7 @@ def cmd_admin(args: argparse.Namespace) -> int:
     engine = make_engine(settings.database_url)
     with make_sessionmaker(engine)() as session:
         if args.action == "list":
-            from sqlalchemy import select
-
-            from backend.db.models import AdminUser
-
-            for a in session.scalars(select(AdminUser).order_by(AdminUser.id)):
+            for a in crud.list_admins(session):
                 print(f"{a.id}\t{a.username}\t{'disabled' if a.disabled else 'enabled'}")
             return 0
         if not args.username:

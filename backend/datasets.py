@@ -251,17 +251,14 @@ def _builtin_preview(kind: str, path: Path) -> tuple[int, list[np.ndarray]]:
 def register_builtin(session, data_dir: Path, datasets_dir: Path) -> list[str]:
     """Register the data folder's sets that are present (once; a changed file is registered
     again). The files stay where they are; only a preview grid is written under ``datasets_dir``."""
-    from sqlalchemy import select
-
     from backend.db import crud
-    from backend.db.models import Dataset
 
     done = []
     for name, kind, rel in BUILTIN:
         path = Path(data_dir) / rel
         if not path.is_file():
             continue
-        existing = session.scalars(select(Dataset).where(Dataset.name == name)).first()
+        existing = crud.get_dataset_by_name(session, name=name)
         preview = datasets_dir / "builtin" / f"{name}.png"
         if existing is not None and existing.location == str(path) and existing.preview \
                 and Path(existing.preview).is_file() and Path(existing.preview).stat().st_mtime >= path.stat().st_mtime:

@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
 
+from backend.db import crud
 from backend.db.models import SampleRequest, utcnow
 from core.faces import FacesIn, InterpolateIn, MixIn
 from core.manifest import ModelManifest
@@ -83,7 +84,7 @@ def build_router(settings: Settings, api_client) -> APIRouter:
                             headers={"X-Request-Id": str(req.id), "Cache-Control": "public, max-age=86400"})
 
     async def run(request: Request, kind: str, params: dict[str, Any]):
-        from backend.jobs.celery_app import SAMPLE_TASK, celery_app
+        from backend.jobs import service
 
         if params["size"] > settings.max_output_size:  # the operator's limit, as /translate keeps it
             raise HTTPException(status_code=422, detail=[{
@@ -100,32 +101,26 @@ def build_router(settings: Settings, api_client) -> APIRouter:
                 "msg": f"layers [{layers[0]}, {layers[1]}] are outside this model's style inputs 0..{n - 1}"}])
         key = cache_key(sha, kind, params)
         with Session() as db:
-            done = db.query(SampleRequest).filter(SampleRequest.cache_key == key, SampleRequest.status == "done") \
-                .order_by(SampleRequest.id.desc()).first()
+            done = crud.find_sample_result(db, cache_key=key)
             if done is not None and done.result_path and Path(done.result_path).is_file():
                 return result(done)
             # A request pending for long (its worker died, or the queue lost it) is not waited on.
             fresh_since = utcnow() - dt.timedelta(seconds=STALE_REQUEST_S)
-            pending = db.query(SampleRequest).filter(SampleRequest.cache_key == key,
-                                                     SampleRequest.status.in_(("queued", "running")),
-                                                     SampleRequest.created_at >= fresh_since).first()
+            pending = crud.find_pending_sample(db, cache_key=key, since=fresh_since)
             if pending is None:
-                pending = SampleRequest(kind=kind, params=params, model_folder=str(face_model_folder(settings)),
-                                        cache_key=key, status="queued")
-                db.add(pending)
-                db.commit()
+                pending = crud.create_sample_request(db, kind=kind, params=params, cache_key=key,
+                                                     model_folder=str(face_model_folder(settings)))
                 try:
-                    celery_app.send_task(SAMPLE_TASK, args=[pending.id], queue="sampling")
+                    service.enqueue_sample(pending.id)
                 except Exception as exc:  # noqa: BLE001 - the broker is down: say so
-                    pending.status, pending.error, pending.finished_at = "failed", f"queue not reachable: {exc}", utcnow()
-                    db.commit()
+                    crud.fail_sample_request(db, request_id=pending.id, error=f"queue not reachable: {exc}")
                     raise HTTPException(status_code=503, detail="the sampling queue is not reachable; try again soon") from None
             request_id = pending.id
         deadline = time.monotonic() + settings.sample_wait_s
         while time.monotonic() < deadline:
             await asyncio.sleep(0.1)
             with Session() as db:
-                req = db.get(SampleRequest, request_id)
+                req = crud.get_sample_request(db, request_id=request_id)
                 if req.status == "done":
                     return result(req)
                 if req.status == "failed":
@@ -156,7 +151,7 @@ def build_router(settings: Settings, api_client) -> APIRouter:
            responses=responses)
     def get_request(request_id: int, request: Request):
         with session(request)() as db:
-            req = db.get(SampleRequest, request_id)
+            req = crud.get_sample_request(db, request_id=request_id)
             if req is None:
                 raise HTTPException(status_code=404, detail=f"request {request_id} does not exist")
             if req.status == "done" and req.result_path and Path(req.result_path).is_file():

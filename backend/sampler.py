@@ -31,18 +31,17 @@ def model_for(folder: str) -> FaceModel:
 
 
 def run_sample_request(request_id: int) -> str:
-    """The sampling task: make the request's picture, store it under its cache key."""
-    from backend.db.models import SampleRequest, utcnow
+    """The sampling task: make the request's picture and store it under its cache key; the
+    request's row says done (with the file) or failed (with the reason)."""
+    from backend.db import crud
     from backend.jobs.service import session_factory
     from backend.settings import get_settings
 
     settings = get_settings()
     with session_factory()() as db:
-        req = db.get(SampleRequest, request_id)
-        if req is None or req.status not in ("queued", "running"):
+        req = crud.start_sample_request(db, request_id=request_id)
+        if req is None:
             return "skipped"
-        req.status = "running"
-        db.commit()
         try:
             data, media_type = model_for(req.model_folder).render(sample_request(req.kind, req.params))
             suffix = ".gif" if media_type == "image/gif" else ".png"
@@ -51,10 +50,10 @@ def run_sample_request(request_id: int) -> str:
             tmp = out.with_suffix(".part")
             tmp.write_bytes(data)
             tmp.replace(out)
-            req.status, req.result_path, req.media_type = "done", str(out), media_type
+            crud.finish_sample_request(db, request_id=request_id, result_path=str(out), media_type=media_type)
+        except crud.StateError as exc:  # another delivery of the same request finished it first
+            log.warning("sample request %d: %s", request_id, exc)
         except Exception as exc:  # noqa: BLE001 - the request says what went wrong
             log.exception("sample request %d failed", request_id)
-            req.status, req.error = "failed", f"{type(exc).__name__}: {exc}"
-        req.finished_at = utcnow()
-        db.commit()
+            crud.fail_sample_request(db, request_id=request_id, error=f"{type(exc).__name__}: {exc}")
         return req.status

@@ -16,10 +16,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.db.models import ModelVersion
+from backend.db import crud
 from backend.settings import Settings
 from core.manifest import ModelIntegrityError
 from core.runtime import Ensemble
@@ -65,11 +64,8 @@ class ServingChoice:
 
 def current_choice(session: Session, settings: Settings) -> ServingChoice:
     name = settings.default_model
-    active = session.scalars(select(ModelVersion).where(ModelVersion.name == name,
-                                                         ModelVersion.active.is_(True))).first()
-    extras = session.scalars(select(ModelVersion).where(ModelVersion.in_ensemble.is_(True),
-                                                         ModelVersion.active.is_(False))
-                             .order_by(ModelVersion.id)).all()
+    active = crud.get_active_model_version(session, name=name)
+    extras = [v for v in crud.list_ensemble_versions(session) if not v.active]
     folder = Path(active.folder) if active is not None else settings.models_dir / name
     return ServingChoice(folder=folder, version_id=active.id if active is not None else None,
                          extra_folders=tuple(Path(v.folder) for v in extras))

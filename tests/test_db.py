@@ -326,9 +326,12 @@ def test_the_database_keeps_one_active_version_per_name(db):
     with pytest.raises(IntegrityError):
         db.commit()
     db.rollback()
+    db.add(ModelVersion(name="m", version="1", kind="cyclegan", manifest={}, folder="d"))
     with pytest.raises(IntegrityError):  # (name, version) is unique
-        crud.create_model_version(db, name="m", version="1", kind="cyclegan", manifest={}, folder="d")
+        db.commit()
     db.rollback()
+    # crud registers a (name, version) once: a second call returns the first row
+    assert crud.create_model_version(db, name="m", version="1", kind="cyclegan", manifest={}, folder="d").id == a.id
 
 
 def test_deleting_a_dataset_or_job_sets_the_references_to_null(db):
@@ -427,39 +430,65 @@ def test_jobs_create_get_list(db, Session):
         crud.list_jobs(db, status="paused")
 
 
+def _claim(db, job, worker: str = "w1"):
+    return crud.claim_job(db, job_id=job.id, worker=worker, stale_after_s=60, run_dir=f"runs/job-{job.id}")
+
+
 def test_a_job_runs_reports_progress_and_succeeds(db, Session):
     job = crud.create_job(db, kind="cyclegan", config={}, total_steps=100)
-    running = crud.mark_job(db, job_id=job.id, status="running", worker="w1")
-    assert running.status == "running" and running.worker == "w1"
+    running = _claim(db, job)
+    assert running.status == "running" and running.worker == "w1" and running.attempts == 1
     assert running.started_at is not None and running.heartbeat_at is not None and running.finished_at is None
+    assert running.run_dir == f"runs/job-{job.id}" and running.log_tail.endswith("started on w1 (attempt 1)")
     started = running.started_at
 
-    crud.update_job_progress(db, job_id=job.id, step=10, epoch=0.5, eta_seconds=90.0, losses={"g": 1.5})
-    crud.update_job_progress(db, job_id=job.id, step=10, metrics={"fid": 80.0})  # same step: merged
-    crud.update_job_progress(db, job_id=job.id, step=50, losses={"g": 1.0}, sample="runs/1/sample.png")
+    assert crud.report_progress(db, job_id=job.id, worker="w1", step=10, epoch=0.5, eta_seconds=90.0,
+                                losses={"g": 1.5}) is False  # no cancel asked
+    crud.report_progress(db, job_id=job.id, worker="w1", step=10, metrics={"fid": 80.0})  # same step: merged
+    crud.report_progress(db, job_id=job.id, worker="w1", step=50, losses={"g": 1.0}, sample="runs/1/sample.png",
+                         log=["step 50: sample grid written", "step 50: checkpoint saved"])
     with Session() as other:
         got = crud.get_job(other, job_id=job.id)
         assert got.step == 50 and got.progress == pytest.approx(0.5) and got.epoch == 0.5
         assert got.latest_losses == {"g": 1.0} and got.latest_sample == "runs/1/sample.png"
         assert got.metrics_history == [{"step": 10, "g": 1.5, "fid": 80.0}, {"step": 50, "g": 1.0}]
-    crud.update_job_progress(db, job_id=job.id, step=150)  # past the end: capped
+        assert [line.split(" ", 1)[1] for line in got.log_tail.splitlines()[-2:]] == [
+            "step 50: sample grid written", "step 50: checkpoint saved"]
+    crud.report_progress(db, job_id=job.id, worker="w1", step=150)  # past the end: capped
     assert crud.get_job(db, job_id=job.id).progress == 1.0
+    with pytest.raises(crud.StateError, match="no longer w2's running job"):  # not its job: refused
+        crud.report_progress(db, job_id=job.id, worker="w2", step=60)
+    assert crud.heartbeat_job(db, job_id=job.id, worker="w1") and not crud.heartbeat_job(db, job_id=job.id, worker="w2")
 
-    done = crud.mark_job(db, job_id=job.id, status="succeeded")
+    done = crud.finish_job(db, job_id=job.id, worker="w1", status="succeeded", log="finished")
     assert done.status == "succeeded" and done.finished_at is not None and done.started_at == started
     assert done.eta_seconds is None
-    for status in ("queued", "running", "failed", "cancelled", "succeeded"):  # final
-        with pytest.raises(ValueError, match="cannot go from 'succeeded'"):
-            crud.mark_job(db, job_id=job.id, status=status)
-    assert crud.update_job_progress(db, job_id=424242, step=1) is None
-    assert crud.mark_job(db, job_id=424242, status="running") is None
+    # final: no move takes it anywhere else
+    with pytest.raises(crud.StateError, match="is succeeded; only failed or cancelled jobs can be retried"):
+        crud.retry_job(db, job_id=job.id)
+    with pytest.raises(crud.StateError, match="is succeeded; only queued or running jobs can be cancelled"):
+        crud.request_cancel(db, job_id=job.id)
+    for status in ("failed", "cancelled", "succeeded"):
+        with pytest.raises(crud.StateError, match="it is succeeded"):
+            crud.finish_job(db, job_id=job.id, worker="w1", status=status, log="again")
+    with pytest.raises(crud.StateError, match="is succeeded, no longer queued"):
+        crud.fail_unsent_job(db, job_id=job.id, reason="late")
+    assert crud.claim_job(db, job_id=job.id, worker="w2", stale_after_s=0, run_dir="x") is None
+    assert not crud.heartbeat_job(db, job_id=job.id, worker="w1")
+    assert crud.get_job(db, job_id=job.id).status == "succeeded"
+    with pytest.raises(ValueError, match="does not finish a job"):
+        crud.finish_job(db, job_id=job.id, worker="w1", status="queued", log="x")
+    with pytest.raises(crud.StateError, match="does not exist"):
+        crud.report_progress(db, job_id=424242, worker="w1", step=1)
+    assert crud.claim_job(db, job_id=424242, worker="w1", stale_after_s=60, run_dir="x") is None
 
 
 def test_a_metrics_history_keeps_its_newest_entries(db, monkeypatch):
     monkeypatch.setattr(crud, "HISTORY_LIMIT", 3)
     job = crud.create_job(db, kind="cyclegan", config={}, total_steps=10)
+    _claim(db, job)
     for step in range(1, 6):
-        crud.update_job_progress(db, job_id=job.id, step=step, losses={"g": float(step)})
+        crud.report_progress(db, job_id=job.id, worker="w1", step=step, losses={"g": float(step)})
     db.expire_all()
     assert [e["step"] for e in crud.get_job(db, job_id=job.id).metrics_history] == [3, 4, 5]
 
@@ -468,29 +497,74 @@ def test_job_cancel_fail_and_retry(db):
     queued = crud.create_job(db, kind="cyclegan", config={})
     crud.request_cancel(db, job_id=queued.id)  # not started: cancelled at once
     assert queued.status == "cancelled" and queued.finished_at is not None and not queued.cancel_requested
+    assert queued.log_tail.endswith("cancelled before it started")
+    assert _claim(db, queued) is None  # a cancelled job is not taken by a worker
 
     job = crud.create_job(db, kind="cyclegan", config={})
-    crud.mark_job(db, job_id=job.id, status="running", worker="w1")
+    _claim(db, job)
     crud.request_cancel(db, job_id=job.id)  # running: asked to stop
-    assert job.status == "running" and job.cancel_requested
-    assert crud.update_job_progress(db, job_id=job.id, step=1).cancel_requested
-    crud.mark_job(db, job_id=job.id, status="cancelled")
+    assert job.status == "running" and job.cancel_requested and job.log_tail.endswith("cancel requested")
+    assert crud.report_progress(db, job_id=job.id, worker="w1", step=1) is True
+    crud.finish_job(db, job_id=job.id, worker="w1", status="cancelled", log="cancelled at step 1")
     assert job.status == "cancelled" and not job.cancel_requested and job.finished_at is not None
-    crud.request_cancel(db, job_id=job.id)  # finished: nothing changes
+    with pytest.raises(crud.StateError, match="only queued or running jobs can be cancelled"):
+        crud.request_cancel(db, job_id=job.id)  # finished: refused, nothing changes
     assert job.status == "cancelled"
 
-    retried = crud.mark_job(db, job_id=job.id, status="queued")  # a retry
+    retried = crud.retry_job(db, job_id=job.id)
     assert retried.status == "queued" and retried.finished_at is None and retried.worker is None
-    crud.mark_job(db, job_id=job.id, status="running", worker="w2")
-    failed = crud.mark_job(db, job_id=job.id, status="failed", error="The GPU ran out of memory.")
+    assert retried.log_tail.endswith("retry requested")
+    with pytest.raises(crud.StateError, match="is queued; only failed or cancelled jobs can be retried"):
+        crud.retry_job(db, job_id=job.id)
+    assert _claim(db, job, "w2").attempts == 2
+    with pytest.raises(crud.StateError, match="is running; only failed or cancelled jobs can be retried"):
+        crud.retry_job(db, job_id=job.id)
+    failed = crud.finish_job(db, job_id=job.id, worker="w2", status="failed", error="The GPU ran out of memory.",
+                             log="failed")
     assert failed.error == "The GPU ran out of memory." and failed.finished_at is not None
-    again = crud.mark_job(db, job_id=job.id, status="queued")
-    assert again.error is None
-    with pytest.raises(ValueError, match="unknown job status"):
-        crud.mark_job(db, job_id=job.id, status="paused")
-    with pytest.raises(ValueError, match="cannot go from 'queued' to 'succeeded'"):
-        crud.mark_job(db, job_id=job.id, status="succeeded")
-    assert crud.request_cancel(db, job_id=424242) is None
+    again = crud.retry_job(db, job_id=job.id)
+    assert again.error is None and again.status == "queued"
+    unsent = crud.fail_unsent_job(db, job_id=job.id, reason="The job queue could not be reached.")
+    assert (unsent.status, unsent.error) == ("failed", "The job queue could not be reached.")
+    assert unsent.log_tail.endswith("could not be queued")
+    assert crud.request_cancel(db, job_id=424242) is None and crud.retry_job(db, job_id=424242) is None
+
+
+def test_the_transition_table_decides_what_a_move_may_do(db, monkeypatch):
+    job = crud.create_job(db, kind="cyclegan", config={})
+    _claim(db, job)
+    crud.finish_job(db, job_id=job.id, worker="w1", status="failed", log="failed")
+    monkeypatch.setitem(crud.JOB_TRANSITIONS, "failed", ())  # a table without the retry
+    with pytest.raises(crud.StateError, match="cannot go from 'failed' to 'queued'"):
+        crud.retry_job(db, job_id=job.id)
+    assert crud.get_job(db, job_id=job.id).status == "failed"
+    monkeypatch.undo()  # the real table has it
+    assert crud.retry_job(db, job_id=job.id).status == "queued"
+
+
+def test_a_job_whose_worker_stopped_beating_is_requeued_and_taken_over(db, Session):
+    job = crud.create_job(db, kind="cyclegan", config={})
+    _claim(db, job)
+    assert crud.requeue_stale_jobs(db, stale_after_s=60) == []  # it beats: left alone
+    assert crud.claim_job(db, job_id=job.id, worker="w2", stale_after_s=60, run_dir="x") is None
+    job.heartbeat_at = crud.utcnow() - dt.timedelta(seconds=120)
+    db.commit()
+    with Session() as other:  # a worker that read the job before the recovery saw it
+        late = crud.get_job(other, job_id=job.id)
+        (requeued,) = crud.requeue_stale_jobs(db, stale_after_s=60)
+        assert requeued.id == job.id and (requeued.status, requeued.worker) == ("queued", None)
+        assert requeued.log_tail.endswith("queued again to resume from the last checkpoint")
+        with pytest.raises(crud.StateError, match="no longer w1's"):
+            crud.finish_job(other, job_id=late.id, worker="w1", status="succeeded", log="late")
+    assert crud.requeue_stale_jobs(db, stale_after_s=60) == []
+    taken = _claim(db, job, "w2")
+    assert (taken.status, taken.worker, taken.attempts) == ("running", "w2", 2)
+    # a running job whose worker is silent is taken over directly by a new delivery
+    taken.heartbeat_at = crud.utcnow() - dt.timedelta(seconds=120)
+    db.commit()
+    assert crud.claim_job(db, job_id=job.id, worker="w3", stale_after_s=60, run_dir="x").worker == "w3"
+    with pytest.raises(crud.StateError, match="no longer w2's"):
+        crud.report_progress(db, job_id=job.id, worker="w2", step=3)
 
 
 def test_job_moves_are_decided_on_the_stored_status_not_an_old_copy(Session):
@@ -501,16 +575,77 @@ def test_job_moves_are_decided_on_the_stored_status_not_an_old_copy(Session):
     with Session() as api, Session() as worker:
         held = crud.get_job(api, job_id=job_id)
         assert held.status == "queued"
-        crud.mark_job(worker, job_id=job_id, status="running", worker="w1")
+        crud.claim_job(worker, job_id=job_id, worker="w1", stale_after_s=60, run_dir="x")
         assert crud.request_cancel(api, job_id=job_id) is held
         assert (held.status, held.cancel_requested) == ("running", True)
 
-        crud.mark_job(worker, job_id=job_id, status="succeeded")
-        with pytest.raises(ValueError, match="cannot go from 'succeeded' to 'failed'"):
-            crud.mark_job(api, job_id=job_id, status="failed", error="late")
+        copy = crud.get_job(worker, job_id=job_id)
+        crud.finish_job(worker, job_id=job_id, worker="w1", status="succeeded", log="finished")
+        with pytest.raises(crud.StateError, match="it is succeeded"):
+            crud.finish_job(api, job_id=job_id, worker="w1", status="failed", error="late", log="late")
+        with pytest.raises(crud.StateError, match="is succeeded"):
+            crud.request_cancel(api, job_id=job_id)
+        assert copy.status == "succeeded"
     with Session() as s:
         got = crud.get_job(s, job_id=job_id)
         assert (got.status, got.error, got.cancel_requested) == ("succeeded", None, False)
+
+
+def test_two_workers_claiming_one_job_at_once_one_gets_it(Session, monkeypatch):
+    """b reads the job as queued, a takes it before b writes: b's compare-and-set finds it
+    running and b does not get it."""
+    with Session() as s:
+        job_id = crud.create_job(s, kind="cyclegan", config={}).id
+    read = crud._read_job
+    with Session() as a, Session() as b:
+        def read_then_lose_the_race(session, job_id):
+            job = read(session, job_id)
+            if session is b and job.status == "queued":
+                assert crud.claim_job(a, job_id=job_id, worker="a", stale_after_s=60, run_dir="x") is not None
+            return job
+
+        monkeypatch.setattr(crud, "_read_job", read_then_lose_the_race)
+        assert crud.claim_job(b, job_id=job_id, worker="b", stale_after_s=60, run_dir="x") is None
+    with Session() as s:
+        got = crud.get_job(s, job_id=job_id)
+        assert (got.status, got.worker, got.attempts) == ("running", "a", 1)
+
+
+def test_sample_requests_move_queued_running_done_or_failed(db):
+    since = crud.utcnow() - dt.timedelta(minutes=5)
+    req = crud.create_sample_request(db, kind="faces", params={"seeds": [1]}, model_folder="m", cache_key="k")
+    assert crud.find_pending_sample(db, cache_key="k", since=since).id == req.id
+    assert crud.find_pending_sample(db, cache_key="k", since=crud.utcnow() + dt.timedelta(seconds=1)) is None
+    assert crud.find_sample_result(db, cache_key="k") is None
+    with pytest.raises(crud.StateError, match="cannot go from 'queued' to 'done'"):  # not started
+        crud.finish_sample_request(db, request_id=req.id, result_path="x.png", media_type="image/png")
+    assert crud.start_sample_request(db, request_id=req.id).status == "running"
+    assert crud.start_sample_request(db, request_id=req.id).status == "running"  # delivered again
+    done = crud.finish_sample_request(db, request_id=req.id, result_path="x.png", media_type="image/png")
+    assert (done.status, done.result_path, done.media_type) == ("done", "x.png", "image/png") and done.finished_at
+    assert crud.find_sample_result(db, cache_key="k").id == req.id
+    assert crud.find_pending_sample(db, cache_key="k", since=since) is None
+    assert crud.start_sample_request(db, request_id=req.id) is None  # done: nothing to do
+    with pytest.raises(crud.StateError, match="cannot go from 'done' to 'failed'"):
+        crud.fail_sample_request(db, request_id=req.id, error="late")
+
+    other = crud.create_sample_request(db, kind="mix", params={}, model_folder="m", cache_key="k2")
+    failed = crud.fail_sample_request(db, request_id=other.id, error="queue not reachable")
+    assert (failed.status, failed.error) == ("failed", "queue not reachable")
+    assert crud.start_sample_request(db, request_id=other.id) is None
+    assert crud.start_sample_request(db, request_id=424242) is None
+
+
+def test_workers_are_seen_while_they_beat(db):
+    crud.beat_worker(db, name="w1@host", queues="training,sampling", pid=12)
+    crud.beat_worker(db, name="w1@host", queues="training", pid=12, current_job_id=3)  # the same row again
+    (w,) = crud.list_workers(db, seen_within_s=60)
+    assert (w.name, w.queues, w.current_job_id) == ("w1@host", "training", 3)
+    w.last_seen = crud.utcnow() - dt.timedelta(seconds=120)
+    db.commit()
+    assert crud.list_workers(db, seen_within_s=60) == []
+    crud.forget_worker(db, name="w1@host")
+    assert crud.list_workers(db, seen_within_s=10_000) == []
 
 
 def test_the_transition_table_covers_every_status():
@@ -847,7 +982,8 @@ def test_sqlite_two_processes_write_at_once(tmp_path):
         for i in range(40):
             with Session() as s:
                 job = crud.create_job(s, kind="cyclegan", config={"by": sys.argv[2]}, total_steps=40)
-                crud.update_job_progress(s, job_id=job.id, step=i, losses={"g": float(i)})
+                crud.claim_job(s, job_id=job.id, worker=sys.argv[2], stale_after_s=60, run_dir="x")
+                crud.report_progress(s, job_id=job.id, worker=sys.argv[2], step=i, losses={"g": float(i)})
         print("ok")
         """)
     procs = [subprocess.Popen([sys.executable, "-c", code, url, name], cwd=ROOT, stdout=subprocess.PIPE,

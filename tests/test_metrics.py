@@ -334,7 +334,7 @@ def test_evaluate_refuses_a_tampered_model(tiny_gan, tmp_path):
 def test_worker_evaluate_job_stores_metrics_then_an_error(tiny_gan, tmp_path):
     from backend.db.models import ModelVersion
     from backend.settings import get_settings
-    from training.evaluate import run_evaluation_job
+    from backend.jobs.runner import run_evaluation_job
 
     settings = get_settings().model_copy(update={"inception_weights": None, "metrics_cache_dir": tmp_path / "cache",
                                                  "metrics_threads": 1, "providers": ["CPUExecutionProvider"]})

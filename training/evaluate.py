@@ -21,7 +21,6 @@ come from the extractor (see ``training.metrics``).
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 import logging
 import time
@@ -31,7 +30,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from core.evaluation import is_evaluation_key
 from core.kinds import kind_of_manifest
 from core.manifest import ModelManifest
 from core.preprocess import output_to_images
@@ -235,53 +233,3 @@ def torch_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-# ---------------------------------------------------------------------------------------------
-# The worker's evaluate job.
-
-
-def store_metrics(session, *, version_id: int, metrics: dict[str, Any]):
-    """Put an evaluation's metrics on a model version, replacing an earlier evaluation's."""
-    from backend.db import crud
-
-    return crud.update_model_version_metrics(session, version_id=version_id, metrics=metrics, drop=is_evaluation_key)
-
-
-def run_evaluation_job(version_id: int, n_samples: int, *, settings=None, real_limit: int | None = None) -> str:
-    """Evaluate a model version and store the metrics on it (or the error, in plain words).
-
-    Returns "succeeded", "failed" or "missing" (no such version). Running it again is harmless:
-    the new results replace the old ones."""
-    from backend.db.models import ModelVersion
-    from backend.db.session import make_engine, make_sessionmaker
-    from backend.settings import get_settings
-
-    settings = settings or get_settings()
-    engine = make_engine(settings.database_url)
-    Session = make_sessionmaker(engine)
-    try:
-        with Session() as s:
-            version = s.get(ModelVersion, version_id)
-            if version is None:
-                log.warning("evaluate: model version %d does not exist", version_id)
-                return "missing"
-            folder = Path(version.folder)
-        try:
-            metrics = evaluate_model_folder(
-                folder, n_samples, data_dir=settings.data_dir, real_limit=real_limit,
-                inception_weights=settings.inception_weights,
-                batch_size=settings.metrics_batch_size, threads=settings.metrics_threads,
-                cache_dir=settings.metrics_cache_dir, providers=settings.providers)
-            status = "succeeded"
-        except Exception as exc:  # noqa: BLE001 - the failure is reported on the version
-            log.exception("evaluation of model version %d failed", version_id)
-            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "no details"
-            metrics = {"evaluation_error": f"{type(exc).__name__}: {detail}"}
-            status = "failed"
-        metrics["evaluated_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        with Session() as s:
-            store_metrics(s, version_id=version_id, metrics=metrics)
-        return status
-    finally:
-        engine.dispose()

@@ -11,7 +11,7 @@ Measures (all on held-out real doodles):
   lower means closer to the anime faces' statistics. ``doodle2anime evaluate`` reports the same
   measure as ``fid_randconv``, or a real FID when the Inception weights are given.
 
-Usage: python -m training.mix_study --steps 2000 --ngf 16 --out runs/mix_study --parallel 2
+Usage: python -m training.mix_study --data-dir ../shared/data --steps 2000 --ngf 16 --out runs/mix_study --parallel 2
 """
 
 from __future__ import annotations
@@ -47,18 +47,16 @@ def _train_one(args: tuple[str, dict, int, int, str, str, int]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from backend.settings import get_settings
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=2000, help="training steps per mix")
     p.add_argument("--out", type=str, default="runs/mix_study", help="folder for the runs and results.json")
     p.add_argument("--ngf", type=int, default=16, help="generator width (the shipped model uses 32)")
     p.add_argument("--parallel", type=int, default=2, help="runs trained at once (one thread each)")
     p.add_argument("--only", type=str, default=None, help="comma-separated mix names (default: all)")
-    p.add_argument("--data-dir", type=str, default=None)
+    p.add_argument("--data-dir", type=str, required=True, help="the shared data folder (D2A_DATA_DIR of the app)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    data_dir = Path(args.data_dir) if args.data_dir else get_settings().data_dir
+    data_dir = Path(args.data_dir)
     names = args.only.split(",") if args.only else list(MIXES)
     unknown = [n for n in names if n not in MIXES]
     if unknown:

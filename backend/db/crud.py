@@ -1,30 +1,38 @@
-"""Reading and writing the tables. Every function takes the session first and the rest by
-keyword; functions that write commit before they return."""
+"""Reading and writing the tables: the one place that writes them. Every function takes the
+session first and the rest by keyword; functions that write commit before they return."""
 
 from __future__ import annotations
 
 import datetime as dt
 from functools import lru_cache
-from typing import Any, Callable
+from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.db.models import (
+    FINISHED_STATUSES,
     JOB_STATUSES,
     JOB_TRANSITIONS,
     AdminUser,
     ApiKey,
     Dataset,
+    SAMPLE_TRANSITIONS,
     ModelVersion,
+    SampleRequest,
     TrainingJob,
+    Worker,
     utcnow,
 )
 from backend.db.security import hash_api_key, hash_password, new_api_key, verify_password
+from core.evaluation import is_evaluation_key
 
 #: Entries of a job's ``metrics_history`` kept (the oldest are dropped).
 HISTORY_LIMIT = 2000
+#: Lines of a job's log tail kept.
+LOG_TAIL_LINES = 40
 
 
 @lru_cache(maxsize=1)
@@ -34,6 +42,16 @@ def _dummy_password_hash() -> str:
 
 
 # -- training jobs -----------------------------------------------------------------------------
+#
+# Every change of a job's status is a compare-and-set UPDATE: it names the status it expects
+# (and, for a worker's moves, that worker), so a concurrent change (a cancel, another worker
+# taking the job over) is seen and never overwritten. JOB_TRANSITIONS is checked first.
+
+
+class StateError(ValueError):
+    """A move of a job or a sample request that its state machine, or its owner, does not
+    allow; the message says why."""
+
 
 def create_job(session: Session, *, kind: str, config: dict[str, Any], total_steps: int = 0,
                dataset_id: int | None = None, created_by: int | None = None) -> TrainingJob:
@@ -56,93 +74,10 @@ def list_jobs(session: Session, *, status: str | None = None, limit: int = 50, o
     return list(session.scalars(query))
 
 
-def update_job_progress(session: Session, *, job_id: int, step: int, total_steps: int | None = None,
-                        epoch: float | None = None, eta_seconds: float | None = None,
-                        losses: dict[str, float] | None = None, metrics: dict[str, float] | None = None,
-                        sample: str | None = None) -> TrainingJob | None:
-    """Record a progress report (and a heartbeat). Read ``cancel_requested`` on the result."""
-    job = session.get(TrainingJob, job_id)
-    if job is None:
-        return None
-    job.step = step
-    if total_steps is not None:
-        job.total_steps = total_steps
-    job.progress = min(max(step / job.total_steps, 0.0), 1.0) if job.total_steps else 0.0
-    if epoch is not None:
-        job.epoch = epoch
-    job.eta_seconds = eta_seconds
-    if losses is not None:
-        job.latest_losses = dict(losses)
-    if losses or metrics:
-        history = list(job.metrics_history or [])
-        entry = {"step": step, **(losses or {}), **(metrics or {})}
-        if history and history[-1].get("step") == step:
-            entry = {**history.pop(), **entry}
-        job.metrics_history = (history + [entry])[-HISTORY_LIMIT:]  # a new list: JSON is saved on assignment
-    if sample is not None:
-        job.latest_sample = sample
-    job.heartbeat_at = utcnow()
-    session.commit()
-    return job
-
-
-def request_cancel(session: Session, *, job_id: int) -> TrainingJob | None:
-    """A queued job is cancelled at once; a running one is asked to stop at its next report.
-
-    Decided by conditional UPDATEs, so a job claimed by a worker at the same moment is asked to
-    stop rather than marked cancelled under the worker's feet.
-    """
-    if session.get(TrainingJob, job_id) is None:
-        return None
-    cancelled = session.execute(
-        update(TrainingJob).where(TrainingJob.id == job_id, TrainingJob.status == "queued")
-        .values(status="cancelled", finished_at=utcnow()).execution_options(synchronize_session=False))
-    if cancelled.rowcount == 0:
-        session.execute(
-            update(TrainingJob).where(TrainingJob.id == job_id, TrainingJob.status == "running")
-            .values(cancel_requested=True).execution_options(synchronize_session=False))
-    session.commit()
-    job = session.get(TrainingJob, job_id)
-    session.refresh(job)
-    return job
-
-
-def mark_job(session: Session, *, job_id: int, status: str, error: str | None = None,
-             worker: str | None = None) -> TrainingJob | None:
-    """Move a job to ``status``, with its timestamps; ``error`` is the plain-words reason of a failure.
-
-    Only the moves of ``JOB_TRANSITIONS`` are allowed (``ValueError`` otherwise): a finished job
-    goes back to the queue only from failed or cancelled (a retry), and a succeeded one stays.
-    The move is a compare-and-set on the status the job had when read, so a concurrent change
-    (another process cancelling or finishing it) is seen and checked again, never overwritten.
-    """
-    _valid_status(status)
-    for _ in range(5):
-        job = session.get(TrainingJob, job_id, populate_existing=True)
-        if job is None:
-            return None
-        current = job.status
-        if status not in JOB_TRANSITIONS[current]:
-            allowed = ", ".join(JOB_TRANSITIONS[current]) or "none: it is final"
-            raise ValueError(f"job {job_id} cannot go from {current!r} to {status!r} (allowed: {allowed})")
-        now = utcnow()
-        values: dict[str, Any] = {"status": status, "error": error}
-        if status == "queued":  # back in the queue (a retry): not finished, nothing asked of it
-            values.update(finished_at=None, cancel_requested=False, worker=None)
-        elif status == "running":
-            values.update(started_at=job.started_at or now, heartbeat_at=now, finished_at=None)
-            if worker is not None:
-                values["worker"] = worker
-        else:
-            values.update(finished_at=now, cancel_requested=False, eta_seconds=None)
-        moved = session.execute(
-            update(TrainingJob).where(TrainingJob.id == job_id, TrainingJob.status == current)
-            .values(**values).execution_options(synchronize_session=False))
-        session.commit()
-        if moved.rowcount == 1:
-            session.refresh(job)
-            return job
-    raise RuntimeError(f"job {job_id} kept changing while being moved to {status!r}")
+def count_jobs_by_status(session: Session) -> dict[str, int]:
+    """Every status with its number of jobs."""
+    counts = dict(session.execute(select(TrainingJob.status, func.count()).group_by(TrainingJob.status)).all())
+    return {status: counts.get(status, 0) for status in JOB_STATUSES}
 
 
 def _valid_status(status: str) -> str:
@@ -151,17 +86,309 @@ def _valid_status(status: str) -> str:
     return status
 
 
+def _with_lines(log_tail: str | None, new: str | Sequence[str]) -> str:
+    stamp = utcnow().strftime("%H:%M:%S")
+    lines = (log_tail or "").splitlines() + [f"{stamp} {line}" for line in ([new] if isinstance(new, str) else new)]
+    return "\n".join(lines[-LOG_TAIL_LINES:])
+
+
+def _read_job(session: Session, job_id: int) -> TrainingJob | None:
+    """The job as stored now, not as this session last saw it."""
+    return session.get(TrainingJob, job_id, populate_existing=True)
+
+
+def _set_job(session: Session, job: TrainingJob, *where: Any, log: str | Sequence[str] = (), **values: Any) -> bool:
+    """Write ``values`` (and ``log``, new lines of the log tail) if the job still has the
+    status it was read with and the conditions ``where`` hold; True when it did. A change of
+    status must be one that JOB_TRANSITIONS allows (StateError otherwise)."""
+    current = job.status
+    to = values.get("status", current)
+    if to != current and to not in JOB_TRANSITIONS[current]:
+        allowed = ", ".join(JOB_TRANSITIONS[current]) or "none: it is final"
+        raise StateError(f"job {job.id} cannot go from {current!r} to {to!r} (allowed: {allowed})")
+    if log:
+        values["log_tail"] = _with_lines(job.log_tail, log)
+    query = update(TrainingJob).where(TrainingJob.id == job.id, TrainingJob.status == current, *where)
+    done = session.execute(query.values(**values).execution_options(synchronize_session=False)).rowcount == 1
+    session.commit()
+    session.refresh(job)
+    return done
+
+
+def _beat_unchanged(job: TrainingJob) -> Any:
+    """The condition that the job's heartbeat is still the one read (its worker did not beat since)."""
+    return TrainingJob.heartbeat_at.is_(None) if job.heartbeat_at is None else TrainingJob.heartbeat_at == job.heartbeat_at
+
+
+def _workers_job(session: Session, job_id: int, worker: str) -> TrainingJob:
+    """The job, when it is running on ``worker``; else StateError (taken over, cancelled, removed)."""
+    job = _read_job(session, job_id)
+    if job is None:
+        raise StateError(f"job {job_id} does not exist")
+    if job.status != "running" or job.worker != worker:
+        raise StateError(f"job {job_id} is no longer {worker}'s running job (it is {job.status} "
+                            f"on {job.worker or 'no worker'})")
+    return job
+
+
+def claim_job(session: Session, *, job_id: int, worker: str, stale_after_s: float, run_dir: str) -> TrainingJob | None:
+    """Take a queued job, or a running one whose worker stopped beating, for ``worker``; None
+    when it cannot be taken (finished, cancelled, running on a live worker, or just taken by
+    another worker)."""
+    job = _read_job(session, job_id)
+    now = utcnow()
+    if job is None:
+        return None
+    if job.status == "queued":
+        unchanged = ()
+    elif job.status == "running" and (job.heartbeat_at is None
+                                      or job.heartbeat_at < now - dt.timedelta(seconds=stale_after_s)):
+        unchanged = (_beat_unchanged(job),)
+    else:
+        return None
+    attempt = job.attempts + 1
+    taken = _set_job(session, job, *unchanged, log=f"started on {worker} (attempt {attempt})", status="running",
+                     worker=worker, heartbeat_at=now, attempts=attempt, started_at=job.started_at or now,
+                     run_dir=run_dir)
+    return job if taken else None
+
+
+def heartbeat_job(session: Session, *, job_id: int, worker: str) -> bool:
+    """Refresh the job's heartbeat; False when the job is no longer this worker's."""
+    res = session.execute(
+        update(TrainingJob).where(TrainingJob.id == job_id, TrainingJob.worker == worker, TrainingJob.status == "running")
+        .values(heartbeat_at=utcnow()).execution_options(synchronize_session=False))
+    session.commit()
+    return res.rowcount == 1
+
+
+def report_progress(session: Session, *, job_id: int, worker: str, step: int, total_steps: int | None = None,
+                    epoch: float | None = None, eta_seconds: float | None = None,
+                    losses: dict[str, float] | None = None, metrics: dict[str, float] | None = None,
+                    sample: str | None = None, log: Sequence[str] = ()) -> bool:
+    """Record a progress report of ``worker``'s running job (and a heartbeat); returns whether a
+    cancel was asked. StateError when the job is no longer this worker's."""
+    job = _workers_job(session, job_id, worker)
+    total = total_steps if total_steps is not None else job.total_steps
+    values: dict[str, Any] = {"step": step, "total_steps": total, "eta_seconds": eta_seconds, "heartbeat_at": utcnow(),
+                              "progress": min(max(step / total, 0.0), 1.0) if total else 0.0}
+    if epoch is not None:
+        values["epoch"] = epoch
+    if losses is not None:
+        values["latest_losses"] = dict(losses)
+    if losses or metrics:
+        history = list(job.metrics_history or [])
+        entry = {"step": step, **(losses or {}), **(metrics or {})}
+        if history and history[-1].get("step") == step:
+            entry = {**history.pop(), **entry}
+        values["metrics_history"] = (history + [entry])[-HISTORY_LIMIT:]
+    if sample is not None:
+        values["latest_sample"] = sample
+    if not _set_job(session, job, TrainingJob.worker == worker, log=log, **values):
+        raise StateError(f"job {job_id} changed while {worker} reported on it")
+    return job.cancel_requested
+
+
+def append_job_log(session: Session, *, job_id: int, worker: str, line: str) -> None:
+    """A line in the log tail of ``worker``'s running job."""
+    _set_job(session, _workers_job(session, job_id, worker), TrainingJob.worker == worker, log=line)
+
+
+def finish_job(session: Session, *, job_id: int, worker: str, status: str, log: str,
+               error: str | None = None) -> TrainingJob:
+    """End ``worker``'s running job as succeeded, failed or cancelled (``error``: the reason of a
+    failure, in plain words). StateError when the job is no longer this worker's."""
+    if status not in FINISHED_STATUSES:
+        raise ValueError(f"{status!r} does not finish a job; one of {', '.join(FINISHED_STATUSES)} does")
+    job = _workers_job(session, job_id, worker)
+    if not _set_job(session, job, TrainingJob.worker == worker, log=log, status=status, error=error, finished_at=utcnow(),
+                    cancel_requested=False, eta_seconds=None):
+        raise StateError(f"job {job_id} changed while {worker} finished it")
+    return job
+
+
+def request_cancel(session: Session, *, job_id: int) -> TrainingJob | None:
+    """A queued job is cancelled at once; a running one is asked to stop at its next report.
+    StateError for a finished job. Decided on the stored status, so a job a worker claims
+    at the same moment is asked to stop rather than marked cancelled under the worker's feet."""
+    for _ in range(5):
+        job = _read_job(session, job_id)
+        if job is None:
+            return None
+        if job.status == "queued":
+            moved = _set_job(session, job, log="cancelled before it started", status="cancelled",
+                             finished_at=utcnow())
+        elif job.status == "running":
+            moved = _set_job(session, job, log="cancel requested", cancel_requested=True)
+        else:
+            raise StateError(f"job {job_id} is {job.status}; only queued or running jobs can be cancelled")
+        if moved:
+            return job
+    raise RuntimeError(f"job {job_id} kept changing while being cancelled")
+
+
+def retry_job(session: Session, *, job_id: int) -> TrainingJob | None:
+    """A failed or cancelled job goes back to the queue (send it again); it resumes from its
+    last checkpoint. StateError for a job in another state."""
+    job = _read_job(session, job_id)
+    if job is None:
+        return None
+    if job.status not in ("failed", "cancelled") or not _set_job(
+            session, job, log="retry requested", status="queued", error=None, cancel_requested=False,
+            finished_at=None, worker=None):
+        raise StateError(f"job {job_id} is {job.status}; only failed or cancelled jobs can be retried")
+    return job
+
+
+def fail_unsent_job(session: Session, *, job_id: int, reason: str) -> TrainingJob | None:
+    """A queued job that the queue could not take: failed, with the reason (it can be retried)."""
+    job = _read_job(session, job_id)
+    if job is not None and (job.status != "queued" or not _set_job(
+            session, job, log="could not be queued", status="failed", error=reason, finished_at=utcnow())):
+        raise StateError(f"job {job_id} is {job.status}, no longer queued")
+    return job
+
+
+def set_job_task(session: Session, *, job_id: int, task_id: str) -> None:
+    """The queue's id of the task that carries the job."""
+    session.execute(update(TrainingJob).where(TrainingJob.id == job_id).values(celery_task_id=task_id))
+    session.commit()
+
+
+def requeue_stale_jobs(session: Session, *, stale_after_s: float) -> list[TrainingJob]:
+    """Running jobs whose worker stopped beating go back to the queue (send them again); each is
+    moved only if its heartbeat is still the stale one read here."""
+    stale = utcnow() - dt.timedelta(seconds=stale_after_s)
+    jobs = session.scalars(select(TrainingJob).where(
+        TrainingJob.status == "running",
+        or_(TrainingJob.heartbeat_at.is_(None), TrainingJob.heartbeat_at < stale))).all()
+    return [job for job in jobs if _set_job(
+        session, job, _beat_unchanged(job), log="its worker stopped answering; queued again to resume from the last checkpoint",
+        status="queued", worker=None)]
+
+
+def version_id_of_job(session: Session, *, job_id: int) -> int | None:
+    """The model version a job registered, if any."""
+    return session.scalar(select(ModelVersion.id).where(ModelVersion.job_id == job_id))
+
+
+# -- workers -----------------------------------------------------------------------------------
+
+def beat_worker(session: Session, *, name: str, queues: str, pid: int, current_job_id: int | None = None) -> None:
+    """Write this worker's row (created on its first beat)."""
+    row = session.scalars(select(Worker).where(Worker.name == name)).one_or_none()
+    if row is None:
+        row = Worker(name=name, queues=queues, pid=pid, started_at=utcnow())
+        session.add(row)
+    row.last_seen = utcnow()
+    row.queues = queues
+    row.pid = pid
+    row.current_job_id = current_job_id
+    session.commit()
+
+
+def forget_worker(session: Session, *, name: str) -> None:
+    session.execute(delete(Worker).where(Worker.name == name))
+    session.commit()
+
+
+def list_workers(session: Session, *, seen_within_s: float) -> list[Worker]:
+    """Workers that wrote their row in the last ``seen_within_s`` (alive), newest first."""
+    since = utcnow() - dt.timedelta(seconds=seen_within_s)
+    return list(session.scalars(select(Worker).where(Worker.last_seen >= since).order_by(Worker.last_seen.desc())))
+
+
+# -- random-face requests ----------------------------------------------------------------------
+
+def create_sample_request(session: Session, *, kind: str, params: dict[str, Any], model_folder: str,
+                          cache_key: str) -> SampleRequest:
+    req = SampleRequest(kind=kind, params=params, model_folder=model_folder, cache_key=cache_key, status="queued")
+    session.add(req)
+    session.commit()
+    return req
+
+
+def get_sample_request(session: Session, *, request_id: int) -> SampleRequest | None:
+    return session.get(SampleRequest, request_id, populate_existing=True)
+
+
+def find_sample_result(session: Session, *, cache_key: str) -> SampleRequest | None:
+    """The newest request with this key that is done."""
+    return session.scalars(select(SampleRequest).where(SampleRequest.cache_key == cache_key,
+                                                       SampleRequest.status == "done")
+                           .order_by(SampleRequest.id.desc())).first()
+
+
+def find_pending_sample(session: Session, *, cache_key: str, since: dt.datetime) -> SampleRequest | None:
+    """A request with this key, queued or running, made after ``since``."""
+    return session.scalars(select(SampleRequest).where(SampleRequest.cache_key == cache_key,
+                                                       SampleRequest.status.in_(("queued", "running")),
+                                                       SampleRequest.created_at >= since)).first()
+
+
+def _set_sample(session: Session, req: SampleRequest, **values: Any) -> bool:
+    """Write ``values`` if the request still has the status it was read with; the change of
+    status must be one SAMPLE_TRANSITIONS allows."""
+    current, to = req.status, values.get("status", req.status)
+    if to not in SAMPLE_TRANSITIONS[current]:
+        raise StateError(f"sample request {req.id} cannot go from {current!r} to {to!r}")
+    done = session.execute(update(SampleRequest).where(SampleRequest.id == req.id, SampleRequest.status == current)
+                           .values(**values).execution_options(synchronize_session=False)).rowcount == 1
+    session.commit()
+    session.refresh(req)
+    return done
+
+
+def start_sample_request(session: Session, *, request_id: int) -> SampleRequest | None:
+    """Mark the request running (again, when a worker died on it); None when there is nothing
+    to do: it is done, failed or gone."""
+    req = get_sample_request(session, request_id=request_id)
+    if req is None or req.status not in ("queued", "running") or not _set_sample(session, req, status="running"):
+        return None
+    return req
+
+
+def finish_sample_request(session: Session, *, request_id: int, result_path: str, media_type: str) -> SampleRequest:
+    req = get_sample_request(session, request_id=request_id)
+    if req is None or not _set_sample(session, req, status="done", result_path=result_path, media_type=media_type,
+                                      finished_at=utcnow()):
+        raise StateError(f"sample request {request_id} is no longer running")
+    return req
+
+
+def fail_sample_request(session: Session, *, request_id: int, error: str) -> SampleRequest:
+    """The request failed (or the queue could not take it): ``error`` says why, in plain words."""
+    req = get_sample_request(session, request_id=request_id)
+    if req is None or not _set_sample(session, req, status="failed", error=error, finished_at=utcnow()):
+        raise StateError(f"sample request {request_id} is no longer queued or running")
+    return req
+
+
 # -- model versions ----------------------------------------------------------------------------
 
 def create_model_version(session: Session, *, name: str, version: str, kind: str, manifest: dict[str, Any],
                          folder: str, metrics: dict[str, Any] | None = None, job_id: int | None = None,
                          in_ensemble: bool = False) -> ModelVersion:
-    model = ModelVersion(name=name, version=version, kind=kind, manifest=manifest, folder=folder,
-                         metrics=metrics if metrics is not None else dict(manifest.get("metrics", {})),
-                         job_id=job_id, in_ensemble=in_ensemble, active=False)
-    session.add(model)
-    session.commit()
-    return model
+    """Register an exported model; a version of that name and version registered already is
+    returned as it is (a job that ran again after dying between export and here registers once)."""
+    for _ in range(2):  # a second round when another process registered it meanwhile
+        existing = get_model_version_by_name(session, name=name, version=version)
+        if existing is not None:
+            return existing
+        model = ModelVersion(name=name, version=version, kind=kind, manifest=manifest, folder=folder,
+                             metrics=metrics if metrics is not None else dict(manifest.get("metrics", {})),
+                             job_id=job_id, in_ensemble=in_ensemble, active=False)
+        session.add(model)
+        try:
+            session.commit()
+            return model
+        except IntegrityError:
+            session.rollback()
+    raise RuntimeError(f"could not register model version {name} v{version}")
+
+
+def get_model_version_by_name(session: Session, *, name: str, version: str) -> ModelVersion | None:
+    return session.scalars(select(ModelVersion).where(ModelVersion.name == name, ModelVersion.version == version)).first()
 
 
 def get_model_version(session: Session, *, version_id: int) -> ModelVersion | None:
@@ -249,15 +476,14 @@ def set_model_in_ensemble(session: Session, *, version_id: int, in_ensemble: boo
     return model
 
 
-def update_model_version_metrics(session: Session, *, version_id: int, metrics: dict[str, Any],
-                                 drop: Callable[[str], bool] | None = None) -> ModelVersion | None:
-    """Merge ``metrics`` into the version's metrics (the new ones first, as lists show them),
-    removing the old keys ``drop`` picks (an earlier evaluation's, say). None when the version
+def store_evaluation(session: Session, *, version_id: int, metrics: dict[str, Any]) -> ModelVersion | None:
+    """Put an evaluation's metrics on a model version (the new ones first, as lists show them),
+    replacing an earlier evaluation's and keeping the training metrics. None when the version
     does not exist."""
     model = session.get(ModelVersion, version_id)
     if model is None:
         return None
-    kept = {k: v for k, v in (model.metrics or {}).items() if k not in metrics and (drop is None or not drop(k))}
+    kept = {k: v for k, v in (model.metrics or {}).items() if k not in metrics and not is_evaluation_key(k)}
     model.metrics = {**metrics, **kept}  # a new dict: the JSON column sees the change
     session.commit()
     return model
@@ -284,6 +510,14 @@ def create_admin(session: Session, *, username: str, password: str) -> AdminUser
         session.rollback()
         raise ValueError(f"an admin named {username!r} exists already") from None
     return admin
+
+
+def get_admin(session: Session, *, admin_id: int) -> AdminUser | None:
+    return session.get(AdminUser, admin_id)
+
+
+def list_admins(session: Session) -> list[AdminUser]:
+    return list(session.scalars(select(AdminUser).order_by(AdminUser.id)))
 
 
 def authenticate_admin(session: Session, *, username: str, password: str) -> AdminUser | None:
@@ -349,7 +583,7 @@ def register_dataset(session: Session, *, name: str, kind: str, location: str, c
     fields = dict(kind=kind, location=location, content_sha256=content_sha256, item_count=item_count,
                   preview=preview, builtin=builtin)
     for _ in range(2):  # a second round when another process registered the same name meanwhile
-        dataset = session.scalars(select(Dataset).where(Dataset.name == name)).first()
+        dataset = get_dataset_by_name(session, name=name)
         if dataset is None:
             dataset = Dataset(name=name, **fields)
             session.add(dataset)
@@ -366,6 +600,10 @@ def register_dataset(session: Session, *, name: str, kind: str, location: str, c
 
 def get_dataset(session: Session, *, dataset_id: int) -> Dataset | None:
     return session.get(Dataset, dataset_id)
+
+
+def get_dataset_by_name(session: Session, *, name: str) -> Dataset | None:
+    return session.scalars(select(Dataset).where(Dataset.name == name)).first()
 
 
 def list_datasets(session: Session, *, kind: str | None = None) -> list[Dataset]:

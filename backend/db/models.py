@@ -43,6 +43,15 @@ JOB_TRANSITIONS: dict[str, tuple[str, ...]] = {
     "cancelled": ("queued",),
 }
 
+#: The states of a random-face request and their moves: running -> running is a request taken
+#: up again after its worker died.
+SAMPLE_TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "queued": ("running", "failed"),
+    "running": ("running", "done", "failed"),
+    "done": (),
+    "failed": (),
+}
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
@@ -216,7 +225,7 @@ class SampleRequest(Base):
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     model_folder: Mapped[str] = mapped_column(Text)
     cache_key: Mapped[str] = mapped_column(String(64), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | running | done | failed
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # see SAMPLE_TRANSITIONS
     result_path: Mapped[str | None] = mapped_column(Text)
     media_type: Mapped[str | None] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(Text)

@@ -1,5 +1,6 @@
 """Celery tasks. They take ids, not payloads: a task reads its job from the database and writes
-its progress back there. Task bodies import torch lazily, inside the worker."""
+its progress back there. The training code (and torch) is imported when a job runs, through
+the kinds registry (see backend.jobs.runner)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def worker_name() -> str:
 
 @celery_app.task(name=TRAIN_TASK, bind=True, acks_late=True)
 def train_job(self, job_id: int) -> str:
-    from training.jobs import run_training_job
+    from backend.jobs.runner import run_training_job
 
     _current_job["id"] = job_id
     try:
@@ -35,10 +36,11 @@ def train_job(self, job_id: int) -> str:
 
 
 def _beat() -> None:
-    from backend.jobs import service
+    from backend.db import crud
+    from backend.jobs.service import session_factory
 
-    with service.session_factory()() as s:
-        service.beat_worker(s, name=_node["name"], queues=_node["queues"], pid=os.getpid(),
+    with session_factory()() as s:
+        crud.beat_worker(s, name=_node["name"], queues=_node["queues"], pid=os.getpid(),
                             current_job_id=_current_job["id"])
 
 
@@ -81,19 +83,20 @@ def _start_recovery(sender=None, **_: object) -> None:
 @worker_shutdown.connect
 def _stop_recovery(sender=None, **_: object) -> None:
     _recovery_stop.set()
-    from backend.jobs import service
+    from backend.db import crud
+    from backend.jobs.service import session_factory
 
     try:
-        with service.session_factory()() as s:
-            service.forget_worker(s, name=_node["name"])
+        with session_factory()() as s:
+            crud.forget_worker(s, name=_node["name"])
     except Exception:  # noqa: BLE001 - a stale row simply ages out of the list
         log.exception("could not remove this worker's row")
 
 
 @celery_app.task(name=EVALUATE_TASK, acks_late=True)
 def evaluate_model(model_version_id: int, n_samples: int) -> str:
-    """FID / KID of a model version, stored on the version (see training.evaluate)."""
-    from training.evaluate import run_evaluation_job
+    """FID / KID of a model version, stored on the version (see backend.jobs.runner)."""
+    from backend.jobs.runner import run_evaluation_job
 
     return run_evaluation_job(model_version_id, n_samples)
 
