@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from core.drawing import MAX_STROKES, Drawing, DrawingError, parse_strokes
+
+
+def _drawing(strokes: list[list[list[float]]]) -> Drawing:
+    try:
+        return parse_strokes(strokes)
+    except DrawingError as exc:
+        raise ValueError(str(exc)) from None
+
+
+if TYPE_CHECKING:
+    Strokes = Drawing
+else:
+    #: A drawing as JSON strokes (the schema and the type errors are pydantic's for a list of
+    #: strokes), parsed once, on validation, into a ``Drawing``.
+    Strokes = Annotated[list[list[list[float]]], Field(max_length=MAX_STROKES), AfterValidator(_drawing)]
 
 
 class TranslateRequest(BaseModel):
@@ -27,9 +42,8 @@ class TranslateRequest(BaseModel):
         },
     )
 
-    strokes: list[list[list[float]]] = Field(
+    strokes: Strokes = Field(
         ...,
-        max_length=MAX_STROKES,
         description=(
             "The drawing: a list of strokes. Each stroke is Quick, Draw! raw `[[x...], [y...], [t...]]` "
             "or simplified `[[x...], [y...]]`, in any coordinate units (the drawing is normalised)."
@@ -42,18 +56,6 @@ class TranslateRequest(BaseModel):
     response: Literal["png", "json"] = Field(
         "png", description="png: the picture (a horizontal strip when member is \"all\"); json: base64 PNGs."
     )
-
-    @field_validator("strokes")
-    @classmethod
-    def _valid_drawing(cls, v: list) -> list:
-        try:
-            parse_strokes(v)
-        except DrawingError as exc:
-            raise ValueError(str(exc)) from None
-        return v
-
-    def drawing(self) -> Drawing:
-        return parse_strokes(self.strokes)
 
 
 class TranslatedImage(BaseModel):

@@ -115,6 +115,18 @@ def test_bad_input_is_a_422_that_says_why(client, name):
     assert words in json.dumps(r.json()), r.text
 
 
+def test_a_drawing_is_parsed_once_per_request(client, monkeypatch):
+    from backend import schemas
+
+    calls = []
+    parse = schemas.parse_strokes
+    monkeypatch.setattr(schemas, "parse_strokes", lambda raw: calls.append(len(raw)) or parse(raw))
+    assert client.post("/api/v1/translate", json={"strokes": FACE_SIMPLE, "size": 64}).status_code == 200
+    assert calls == [len(FACE_SIMPLE)]
+    r = client.post("/api/v1/translate", json={"strokes": [[[], []]]})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "strokes"]
+
+
 @pytest.mark.parametrize("raw", [b"NaN", b"{\"strokes\": [[[1, NaN], [1, 2]]]}",
                                  b"{\"strokes\": [[[1, Infinity], [1, 2]]]}", b"{not json", b""])
 def test_malformed_or_non_finite_json_is_a_422(client, raw):

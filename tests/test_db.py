@@ -1007,7 +1007,7 @@ def test_the_database_layer_imports_neither_torch_nor_training(tmp_path):
         import sys
         from backend.db import crud, models, security, session
         from backend.db.session import make_engine, make_sessionmaker, upgrade_database
-        import backend.jobs.service, backend.admin, backend.app
+        import backend.jobs.service, backend.routes.admin.jobs, backend.app
         url = sys.argv[1]
         upgrade_database(url)
         with make_sessionmaker(make_engine(url))() as s:

@@ -304,7 +304,7 @@ def test_configs_registries_and_job_kinds():
         load_gan_config({"kind": "dcgan", "n_critic": 5})  # a field of another kind is refused
     from fastapi import HTTPException
 
-    from backend.admin import JobIn, validate_job_config
+    from backend.routes.admin.jobs import JobIn, validate_job_config
     from core.kinds import KINDS
 
     assert set(KINDS) == {"cyclegan", *GAN_CONFIGS}

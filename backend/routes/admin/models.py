@@ -1,0 +1,141 @@
+"""Model versions: promote one to serve the drawing endpoint, roll back, add members to the
+served ensemble, measure FID / KID on a worker."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from backend.db import crud
+from backend.db.models import ModelVersion
+from backend.deps import AdminDep, DbDep, SettingsDep
+from backend.jobs import service
+from core.manifest import ModelIntegrityError, ModelManifest
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+
+
+class ModelVersionOut(BaseModel):
+    id: int
+    name: str
+    version: str
+    kind: str
+    metrics: dict[str, Any]
+    job_id: int | None
+    active: bool
+    in_ensemble: bool
+    members: int
+    has_samples: bool
+    created_at: Any
+    promoted_at: Any
+
+
+class EnsembleIn(BaseModel):
+    in_ensemble: bool
+
+
+class EvaluateIn(BaseModel):
+    n_samples: int = Field(5000, ge=16, le=100_000, description="Generated images to compare with the real faces.")
+
+
+class EvaluateOut(BaseModel):
+    task_id: str
+    version_id: int
+    n_samples: int
+
+
+def version_out(v: ModelVersion) -> ModelVersionOut:
+    return ModelVersionOut(
+        id=v.id, name=v.name, version=v.version, kind=v.kind, metrics=v.metrics or {}, job_id=v.job_id,
+        active=v.active, in_ensemble=v.in_ensemble, members=len((v.manifest or {}).get("members", [])),
+        has_samples=(Path(v.folder) / "samples.png").is_file(), created_at=v.created_at, promoted_at=v.promoted_at,
+    )
+
+
+def _version(db: Session, version_id: int) -> ModelVersion:
+    v = crud.get_model_version(db, version_id=version_id)
+    if v is None:
+        raise HTTPException(status_code=404, detail=f"model version {version_id} does not exist")
+    return v
+
+
+def _check_files(v: ModelVersion) -> None:
+    try:
+        ModelManifest.load(Path(v.folder)).verify(Path(v.folder))
+    except (ModelIntegrityError, OSError, ValueError) as exc:
+        raise HTTPException(status_code=409, detail=f"model version {v.id} failed its file check and was refused: {exc}") from None
+
+
+def _apply(request: Request) -> dict[str, Any]:
+    """Load the new choice in this process now (others pick it up on their next poll)."""
+    watcher = getattr(request.app.state, "watcher", None)
+    if watcher is None:
+        return {"loaded_here": False}
+    loaded = watcher.check()
+    return {"loaded_here": loaded, "serving_error": None if loaded else request.app.state.store.error}
+
+
+@router.get("/models", summary="Model versions, newest first.")
+def list_models(admin: AdminDep, db: DbDep) -> list[ModelVersionOut]:
+    return [version_out(v) for v in crud.list_model_versions(db, limit=200)]
+
+
+@router.get("/models/{version_id}/samples", summary="The version's sample grid (PNG).", response_class=FileResponse)
+def model_samples(version_id: int, admin: AdminDep, db: DbDep) -> FileResponse:
+    path = Path(_version(db, version_id).folder) / "samples.png"
+    if not path.is_file():
+        raise HTTPException(status_code=404, detail="this version has no sample grid")
+    return FileResponse(path, media_type="image/png")
+
+
+@router.post("/models/{version_id}/promote", summary="Serve this version on the drawing endpoint.")
+def promote(version_id: int, request: Request, admin: AdminDep, db: DbDep, settings: SettingsDep) -> dict[str, Any]:
+    v = _version(db, version_id)
+    if v.name != settings.default_model:
+        raise HTTPException(status_code=422, detail=f"{v.name} models cannot serve the drawing endpoint "
+                                                    f"(it serves {settings.default_model} versions)")
+    _check_files(v)
+    crud.set_active_model_version(db, version_id=v.id)
+    return {"promoted": version_out(v).model_dump(mode="json"), **_apply(request)}
+
+
+@router.post("/models/rollback", summary="Serve the previously promoted version again.")
+def rollback(request: Request, admin: AdminDep, db: DbDep, settings: SettingsDep) -> dict[str, Any]:
+    previous = crud.previous_model_version(db, name=settings.default_model)
+    if previous is not None:
+        _check_files(previous)  # a damaged earlier version is refused; the current one keeps serving
+    try:
+        served = crud.rollback_model_version(db, name=settings.default_model)
+    except ValueError as exc:
+        raise HTTPException(status_code=409, detail=f"the bundled model is serving: {exc}") from None
+    return {"promoted": version_out(served).model_dump(mode="json") if served else None, **_apply(request)}
+
+
+@router.post("/models/{version_id}/ensemble", summary="Add this version's members to the served ensemble, or take them out.")
+def ensemble(version_id: int, body: EnsembleIn, request: Request, admin: AdminDep, db: DbDep) -> dict[str, Any]:
+    v = _version(db, version_id)
+    if body.in_ensemble:
+        _check_files(v)
+    crud.set_model_in_ensemble(db, version_id=v.id, in_ensemble=body.in_ensemble)
+    return {"version": version_out(v).model_dump(mode="json"), **_apply(request)}
+
+
+@router.post("/models/{version_id}/evaluate", status_code=202,
+             summary="Measure FID / KID of this version on a worker (training queue); the metrics land on the version.")
+def evaluate(version_id: int, admin: AdminDep, db: DbDep, body: EvaluateIn | None = None) -> EvaluateOut:
+    v = _version(db, version_id)
+    n_samples = (body or EvaluateIn()).n_samples
+    try:
+        task_id = service.enqueue_evaluation(v.id, n_samples)
+    except Exception as exc:  # noqa: BLE001 - the broker is down: say so
+        log.exception("could not queue an evaluation")
+        raise HTTPException(status_code=503, detail=f"the job queue is not reachable: {exc}") from None
+    return EvaluateOut(task_id=task_id, version_id=v.id, n_samples=n_samples)
