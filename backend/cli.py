@@ -33,6 +33,10 @@ EXAMPLES = {
         "  REDIS_URL=redis://127.0.0.1:6379/0 doodle2anime worker --queues training\n"
         "Without REDIS_URL the worker and the API share an embedded broker (a SQLite file under var/)."
     ),
+    "settings": (
+        "  doodle2anime settings                                  # the settings in effect here\n"
+        "  doodle2anime settings --env-example > .env.example     # every setting, described, with its default"
+    ),
     "admin": (
         "  doodle2anime admin create --username alice          # asks for the password twice\n"
         "  printf 'secret\\n' | doodle2anime admin create --username alice --password-stdin\n"
@@ -258,6 +262,20 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_settings(args: argparse.Namespace) -> int:
+    from backend.settings import env_example
+
+    if args.env_example:
+        sys.stdout.write(env_example())
+        return 0
+    settings = get_settings()
+    for name, field in type(settings).model_fields.items():
+        value = getattr(settings, name)
+        shown = "(hidden)" if field.repr is False and value else json.dumps(value) if isinstance(value, list) else value
+        print(f"D2A_{name.upper()}={'' if shown is None else shown}")
+    return 0
+
+
 def cmd_admin(args: argparse.Namespace) -> int:
     import getpass
 
@@ -311,6 +329,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hostname", type=str, default=None, help="worker name, e.g. gpu1@%%h")
     p.add_argument("--loglevel", type=str, default="info")
     p.set_defaults(func=cmd_worker)
+
+    p = add("settings", "Show the settings in effect, or write the .env.example of every setting.")
+    p.add_argument("--env-example", action="store_true",
+                   help="print every setting with its description and default, as .env.example holds them")
+    p.set_defaults(func=cmd_settings)
 
     p = add("admin", "Create or list dashboard admins.")
     p.add_argument("action", choices=["create", "list"])

@@ -1,10 +1,15 @@
 """All settings in one typed class, read from the environment (prefix ``D2A_``) or ``.env``.
 
-Invalid values stop the process at start-up with pydantic's message naming the field.
+Invalid values stop the process at start-up with pydantic's message naming the field. Every
+field says what it is in its ``description``; ``.env.example`` is made from them
+(``doodle2anime settings --env-example``), and a test keeps it up to date.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import textwrap
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -18,100 +23,98 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="D2A_", env_file=".env", extra="ignore")
 
-    #: Folder holding the shared data sets (read only; never copied into the project).
-    data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"
-    #: Folder of shipped models: one sub-folder per model, each with a manifest.json.
-    models_dir: Path = PROJECT_ROOT / "models"
-    #: Which model in ``models_dir`` the drawing endpoint serves.
-    default_model: str = "sketch2anime"
-    #: ONNX Runtime execution providers, in order of preference. CUDA is used when it loads.
+    data_dir: Path = Field(PROJECT_ROOT.parent / "shared" / "data",
+                           description="Folder holding the shared data sets (read only; never copied into the project).")
+    models_dir: Path = Field(PROJECT_ROOT / "models",
+                             description="Folder of shipped models: one sub-folder per model, each with a manifest.json.")
+    default_model: str = Field("sketch2anime", description="Which model in models_dir the drawing endpoint serves.")
     providers: list[str] = Field(
-        default_factory=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    )
-    #: Threads per inference session (0 lets ONNX Runtime decide).
-    intra_op_threads: int = Field(default=0, ge=0, le=256)
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    #: Largest picture the API will return, in pixels per side.
-    max_output_size: int = Field(default=512, ge=64, le=2048)
+        default_factory=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
+        description="ONNX Runtime execution providers, in order of preference (a JSON list). CUDA is used where "
+                    "its driver loads.")
+    intra_op_threads: int = Field(0, ge=0, le=256, description="Threads per inference session (0 lets ONNX Runtime decide).")
+    host: str = Field("127.0.0.1", description="Interface the web app listens on (0.0.0.0: every interface).")
+    port: int = Field(8000, ge=1, le=65535, description="Port the web app listens on.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level of the web app.")
+    max_output_size: int = Field(512, ge=64, le=2048, description="Largest picture the API will return, in pixels per side.")
 
     # -- the job queue -----------------------------------------------------------------------
-    #: Redis for the Celery broker and result backend. Empty: an embedded broker on a SQLite
-    #: file (kombu's SQLAlchemy transport), which needs no server.
-    redis_url: str = Field(default="", validation_alias=AliasChoices("D2A_REDIS_URL", "REDIS_URL"))
-    #: ``serve`` starts a job worker beside the API when no Redis is configured and torch is
-    #: installed (one machine, nothing else to start).
-    embedded_worker: bool = True
-    #: Where the embedded broker keeps its messages when no Redis is configured.
-    broker_db: Path = PROJECT_ROOT / "var" / "broker.db"
-    #: Seconds a delivered job may stay unacknowledged before the broker hands it out again;
-    #: longer than the longest job (a dead worker's jobs are recovered by heartbeat instead).
-    visibility_timeout_s: int = Field(default=24 * 3600, ge=60)
-    #: A running job whose worker has not written a heartbeat for this long is taken over.
-    job_stale_after_s: int = Field(default=60, ge=5)
-    #: Training runs of jobs (checkpoints, samples, logs), one folder per job.
-    runs_dir: Path = PROJECT_ROOT / "var" / "runs"
-    #: Models exported by finished jobs, one folder per model version.
-    job_models_dir: Path = PROJECT_ROOT / "var" / "models"
+    redis_url: str = Field(
+        "", validation_alias=AliasChoices("D2A_REDIS_URL", "REDIS_URL"),
+        description="Redis for the Celery broker and result backend (REDIS_URL is read too), e.g. "
+                    "redis://127.0.0.1:6379/0. Empty: an embedded broker on a SQLite file (kombu's SQLAlchemy "
+                    "transport), which needs no server.")
+    embedded_worker: bool = Field(
+        True, description="doodle2anime serve starts a job worker beside the API when no Redis is configured and torch is "
+                          "installed (one machine, nothing else to start).")
+    broker_db: Path = Field(PROJECT_ROOT / "var" / "broker.db",
+                            description="Where the embedded broker keeps its messages when no Redis is configured.")
+    visibility_timeout_s: int = Field(
+        24 * 3600, ge=60, description="Seconds a delivered job may stay unacknowledged before the broker hands it out "
+                                      "again; longer than the longest job (a dead worker's jobs are recovered by "
+                                      "heartbeat instead).")
+    job_stale_after_s: int = Field(
+        60, ge=5, description="A running job whose worker has not written a heartbeat for this long is taken over.")
+    runs_dir: Path = Field(PROJECT_ROOT / "var" / "runs",
+                           description="Training runs of jobs (checkpoints, samples, logs), one folder per job.")
+    job_models_dir: Path = Field(PROJECT_ROOT / "var" / "models",
+                                 description="Models exported by finished jobs, one folder per model version.")
 
     # -- the database --------------------------------------------------------------------------
-    #: SQLAlchemy URL of the database of jobs, model versions, data sets, admins and API keys:
-    #: a SQLite file by default (its folder is created), or
-    #: ``postgresql+psycopg://user:password@host:5432/name``.
     database_url: str = Field(
-        default="sqlite:///" + str(PROJECT_ROOT / "var" / "doodle2anime.db"),
+        "sqlite:///" + str(PROJECT_ROOT / "var" / "doodle2anime.db"),
         validation_alias=AliasChoices("D2A_DATABASE_URL", "DATABASE_URL"),
-    )
+        description="SQLAlchemy URL of the database of jobs, model versions, data sets, admins and API keys "
+                    "(DATABASE_URL is read too): a SQLite file by default (a relative path is taken from the "
+                    "project root; its folder is created), or postgresql+psycopg://user:password@host:5432/name.")
 
     # -- random faces --------------------------------------------------------------------------
-    #: Folder name (under models_dir) of the StyleGAN that makes random faces.
-    face_model: str = "anime_faces"
-    #: Pictures made by the sampling queue, kept and reused for identical requests.
-    samples_dir: Path = PROJECT_ROOT / "var" / "samples"
-    #: Seconds a random-face request waits for the worker before answering 202 with a URL.
-    sample_wait_s: float = Field(default=20.0, ge=0, le=120)
+    face_model: str = Field("anime_faces", description="Folder name (under models_dir) of the StyleGAN that makes random faces.")
+    samples_dir: Path = Field(PROJECT_ROOT / "var" / "samples",
+                              description="Pictures made by the sampling queue, kept and reused for identical requests.")
+    sample_wait_s: float = Field(
+        20.0, ge=0, le=120, description="Seconds a random-face request waits for the worker before answering 202 with a URL.")
 
     # -- data sets ---------------------------------------------------------------------------
-    #: Uploaded data sets (one folder each) and the previews of the built-in ones.
-    datasets_dir: Path = PROJECT_ROOT / "var" / "datasets"
-    #: Largest upload accepted, in bytes.
-    upload_max_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
-    #: Largest total an uploaded zip may unpack to, in bytes (zip bombs are refused).
-    upload_max_unpacked_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
-    #: Most files in an uploaded zip (or drawings in an ndjson file).
-    upload_max_files: int = Field(default=100_000, ge=1)
+    datasets_dir: Path = Field(PROJECT_ROOT / "var" / "datasets",
+                               description="Uploaded data sets (one folder each) and the previews of the built-in ones.")
+    upload_max_bytes: int = Field(200 * 1024 * 1024, ge=1024, description="Largest upload accepted, in bytes.")
+    upload_max_unpacked_bytes: int = Field(
+        1024 * 1024 * 1024, ge=1024,
+        description="Largest total an uploaded zip may unpack to, in bytes (zip bombs are refused).")
+    upload_max_files: int = Field(100_000, ge=1, description="Most files in an uploaded zip (or drawings in an ndjson file).")
 
     # -- admins and serving -----------------------------------------------------------------
-    #: Key that signs admin sessions. Empty: one is generated on first use and kept in
-    #: ``secret_key_file`` (mode 0600), so restarts keep sessions. Set it when several API
-    #: processes run on different machines. Hidden from the settings' repr.
-    secret_key: str = Field(default="", repr=False)
-    #: Where the generated key is kept when ``secret_key`` is empty.
-    secret_key_file: Path = PROJECT_ROOT / "var" / "secret_key"
-    #: Seconds an admin login lasts.
-    session_ttl_s: int = Field(default=12 * 3600, ge=60)
-    #: Failed or not, login attempts allowed per client address per minute.
-    login_attempts_per_minute: int = Field(default=10, ge=1)
-    #: The first admin, created at start-up when both are set and no admin of that name exists.
-    #: Prefer ``doodle2anime admin create``; there is no default password.
-    admin_username: str = ""
-    admin_password: str = ""
-    #: Seconds between checks of which model version the database says should serve (0: never).
-    model_poll_s: float = Field(default=5.0, ge=0)
+    secret_key: str = Field(
+        "", repr=False,
+        description="Key that signs admin sessions. Empty: one is generated on first use and kept in "
+                    "secret_key_file (mode 0600), so restarts keep sessions. Set the same long random value on "
+                    "every API process when several serve behind one address: "
+                    "python -c \"import secrets; print(secrets.token_urlsafe(48))\"")
+    secret_key_file: Path = Field(PROJECT_ROOT / "var" / "secret_key",
+                                  description="Where the generated key is kept when secret_key is empty.")
+    session_ttl_s: int = Field(12 * 3600, ge=60, description="Seconds an admin login lasts.")
+    login_attempts_per_minute: int = Field(
+        10, ge=1, description="Login attempts allowed per client address per minute, failed or not.")
+    admin_username: str = Field(
+        "", description="The first admin, created at start-up when both admin_username and admin_password are set "
+                        "and no admin of that name exists. Prefer doodle2anime admin create; there is no default password.")
+    admin_password: str = Field("", repr=False, description="The first admin's password (see admin_username).")
+    model_poll_s: float = Field(
+        5.0, ge=0, description="Seconds between checks of which model version the database says should serve (0: never).")
 
     # -- evaluation (FID / KID) ----------------------------------------------------------------
-    #: pytorch-fid's Inception weights, ``pt_inception-2015-12-05-6726825d.pth`` (they cannot be
-    #: downloaded here: fetch them once, point this at the file). Refused unless their sha256 is
-    #: the published one. Unset: metrics use a substitute extractor, named ``fid_randconv`` /
-    #: ``kid_randconv`` and NOT comparable to published FIDs.
-    inception_weights: Path | None = None
-    #: Features of the real image sets, cached by file sha256, image count, size and extractor.
-    metrics_cache_dir: Path = PROJECT_ROOT / "var" / "metrics_cache"
-    #: Images per feature-extraction batch.
-    metrics_batch_size: int = Field(default=50, ge=1, le=4096)
-    #: torch CPU threads for feature extraction (0: torch's default).
-    metrics_threads: int = Field(default=0, ge=0, le=256)
+    inception_weights: Path | None = Field(
+        None, description="pytorch-fid's Inception weights, pt_inception-2015-12-05-6726825d.pth (about 96 MB; they "
+                          "cannot be downloaded here: fetch them once, point this at the file). Refused unless their "
+                          "sha256 is the published 6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2. "
+                          "Empty: metrics use a substitute extractor, named fid_randconv / kid_randconv and NOT "
+                          "comparable to published FIDs.")
+    metrics_cache_dir: Path = Field(
+        PROJECT_ROOT / "var" / "metrics_cache",
+        description="Features of the real image sets, cached by file sha256, image count, size and extractor.")
+    metrics_batch_size: int = Field(50, ge=1, le=4096, description="Images per feature-extraction batch.")
+    metrics_threads: int = Field(0, ge=0, le=256, description="torch CPU threads for feature extraction (0: torch's default).")
 
     @field_validator("data_dir", "models_dir", "broker_db", "runs_dir", "job_models_dir", "datasets_dir",
                      "secret_key_file", "metrics_cache_dir", "samples_dir")
@@ -145,3 +148,28 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def _example_value(value: object) -> str:
+    """A default as it is written in an env file: paths from the project root, lists as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, Path):
+        return os.path.relpath(value, PROJECT_ROOT) if value.is_absolute() else str(value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return json.dumps(value)
+    text = str(value)
+    return text.replace(f"sqlite:///{PROJECT_ROOT}/", "sqlite:///")  # the database file, from the project root
+
+
+def env_example() -> str:
+    """The text of .env.example: every setting with its description and its default."""
+    lines = ["# Every setting of doodle2anime, with its default. Copy to .env to change one.",
+             "# (Made from backend/settings.py by: doodle2anime settings --env-example > .env.example)"]
+    for name, field in Settings.model_fields.items():
+        default = field.default_factory() if field.default_factory is not None else field.default
+        lines += ["", *textwrap.wrap(field.description or "", 98, initial_indent="# ", subsequent_indent="# "),
+                  f"D2A_{name.upper()}={_example_value(default)}"]
+    return "\n".join(lines) + "\n"
