@@ -1,5 +1,6 @@
 """The work of the ``sampling`` queue: random faces from the installed StyleGAN
-(``core.runtime.FaceModel``, ONNX Runtime, no torch), stored under the request's cache key.
+(``core.runtime.FaceModel``, ONNX Runtime, no torch), stored under the request's cache key; the
+waiting route is told when a request is finished (``backend.jobs.notify``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def run_sample_request(request_id: int) -> str:
     """The sampling task: make the request's picture and store it under its cache key; the
     request's row says done (with the file) or failed (with the reason)."""
     from backend.db import crud
+    from backend.jobs import notify
     from backend.jobs.service import session_factory
     from backend.settings import get_settings
 
@@ -56,4 +58,5 @@ def run_sample_request(request_id: int) -> str:
         except Exception as exc:  # noqa: BLE001 - the request says what went wrong
             log.exception("sample request %d failed", request_id)
             crud.fail_sample_request(db, request_id=request_id, error=f"{type(exc).__name__}: {exc}")
+        notify.publish_sample_finished(settings.redis_url, request_id)
         return req.status
