@@ -19,6 +19,7 @@ from backend import auth
 from backend.datasets import register_builtin
 from backend.db import crud
 from backend.db.session import make_engine, make_sessionmaker, upgrade_database
+from backend.jobs import service
 from backend.routes import faces, health, translate
 from backend.routes.admin import api_keys, datasets, jobs, models, queue
 from backend.routes.admin import auth as admin_auth
@@ -129,6 +130,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "invalid"), "type": e.get("type", "")}
                   for e in exc.errors()]
         return JSONResponse(status_code=422, content={"detail": detail})
+
+    @app.exception_handler(crud.StateError)
+    async def state_error(request: Request, exc: crud.StateError) -> JSONResponse:
+        # a job (or request) asked to make a move its state does not allow
+        return JSONResponse(status_code=409, content={"detail": str(exc)})
+
+    @app.exception_handler(service.QueueUnreachable)
+    async def queue_unreachable(request: Request, exc: service.QueueUnreachable) -> JSONResponse:
+        log.error("the job queue is not reachable: %s", exc)
+        return JSONResponse(status_code=503, content={"detail": f"the job queue is not reachable: {exc}"})
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next):

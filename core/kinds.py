@@ -50,11 +50,6 @@ class ModelKind:
     shown_losses: tuple[str, ...]  # losses the CLI's progress bar shows
     serves_drawings: bool = False  # its exports are versions of the drawing model (named by settings.default_model)
 
-    def refs(self) -> dict[str, Ref]:
-        return {name: ref for name, ref in (("trainer", self.trainer), ("exporter", self.exporter),
-                                            ("evaluator", self.evaluator), ("report", self.report),
-                                            ("runtime", self.runtime)) if ref is not None}
-
 
 def _face_gan(name: str, title: str, config: type[BaseModel], *, model_name: str | None = None,
               evaluator: str = "training.evaluate:generator_sampler", runtime: Ref | None = None) -> ModelKind:

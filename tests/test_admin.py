@@ -160,6 +160,34 @@ def test_missing_job_is_404(env, admin):
     assert client.post("/api/v1/admin/jobs/999/cancel", headers=admin).status_code == 404
 
 
+def test_a_queue_that_is_down_is_a_503_and_the_job_says_so_then_moves_are_409(env, admin, monkeypatch):
+    from backend.jobs.celery_app import celery_app
+
+    client, _, _ = env
+
+    def down(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(celery_app, "send_task", down)
+    r = client.post("/api/v1/admin/jobs", json={"kind": "dcgan", "config": {"steps": 5}}, headers=admin)
+    assert r.status_code == 503 and r.json()["detail"] == "the job queue is not reachable: broker down"
+    (job,) = [j for j in client.get("/api/v1/admin/jobs", headers=admin).json() if j["kind"] == "dcgan"]
+    assert job["status"] == "failed" and job["error"].startswith("The job queue could not be reached")
+    assert "ConnectionError: broker down" in job["error"]
+    r = client.post(f"/api/v1/admin/jobs/{job['id']}/retry", headers=admin)  # still down: failed again
+    assert r.status_code == 503
+    assert client.get(f"/api/v1/admin/jobs/{job['id']}", headers=admin).json()["status"] == "failed"
+    r = client.post(f"/api/v1/admin/jobs/{job['id']}/cancel", headers=admin)
+    assert r.status_code == 409 and r.json()["detail"] == f"job {job['id']} is failed; only queued or running jobs can be cancelled"
+    monkeypatch.undo()
+    monkeypatch.setattr(celery_app, "send_task", lambda *a, **k: type("Sent", (), {"id": "task-1"})())
+    r = client.post(f"/api/v1/admin/jobs/{job['id']}/retry", headers=admin)  # the queue is back
+    assert r.status_code == 200 and r.json()["status"] == "queued"
+    r = client.post(f"/api/v1/admin/jobs/{job['id']}/retry", headers=admin)
+    assert r.status_code == 409 and r.json()["detail"] == f"job {job['id']} is queued; only failed or cancelled jobs can be retried"
+    assert client.post(f"/api/v1/admin/jobs/{job['id']}/cancel", headers=admin).json()["status"] == "cancelled"
+
+
 # -- model versions ------------------------------------------------------------------------------
 
 def _version(env, name: str, version: str):

@@ -30,10 +30,17 @@ def session_factory() -> sessionmaker:
     return _sessionmaker_for(get_settings().database_url)
 
 
+class QueueUnreachable(RuntimeError):
+    """The broker did not take a task (the API answers 503); the message is the broker's error."""
+
+
 def _send(task: str, args: list[Any], queue: str) -> str:
     from backend.jobs.celery_app import celery_app
 
-    return celery_app.send_task(task, args=args, queue=queue).id
+    try:
+        return celery_app.send_task(task, args=args, queue=queue).id
+    except Exception as exc:  # noqa: BLE001 - whatever the broker's client raises
+        raise QueueUnreachable(str(exc)) from exc
 
 
 def enqueue_evaluation(version_id: int, n_samples: int) -> str:
@@ -52,14 +59,15 @@ def enqueue_sample(request_id: int) -> str:
 
 def send_job(session: Session, job: TrainingJob) -> TrainingJob:
     """Send a queued job to the training queue by id. When the queue cannot take it the job is
-    marked failed with the reason (it can be retried) and the error is raised."""
+    marked failed with the reason (it can be retried) and QueueUnreachable is raised."""
     from backend.jobs.celery_app import TRAIN_TASK
 
     try:
         task_id = _send(TRAIN_TASK, [job.id], "training")
-    except Exception as exc:
+    except QueueUnreachable as exc:
+        cause = exc.__cause__
         crud.fail_unsent_job(session, job_id=job.id, reason=(
-            f"The job queue could not be reached, so the job never started ({type(exc).__name__}: {exc}). "
+            f"The job queue could not be reached, so the job never started ({type(cause).__name__}: {cause}). "
             "Retry it when the queue is back."))
         raise
     crud.set_job_task(session, job_id=job.id, task_id=task_id)
@@ -89,7 +97,7 @@ def requeue_stale_jobs(stale_after_s: float | None = None) -> list[int]:
             log.warning("job %d: worker lost, requeued", job.id)
             try:
                 send_job(session, job)
-            except Exception:  # noqa: BLE001 - the job says so; the others are still sent
+            except QueueUnreachable:  # the job says so; the others are still sent
                 log.exception("job %d could not be sent again", job.id)
                 continue
             requeued.append(job.id)

@@ -117,7 +117,7 @@ async def _make(body: SampleIn, db: Session, settings: Settings) -> FileResponse
                                              model_folder=str(face_model_folder(settings)))
         try:
             service.enqueue_sample(pending.id)
-        except Exception as exc:  # noqa: BLE001 - the broker is down: say so
+        except service.QueueUnreachable as exc:
             crud.fail_sample_request(db, request_id=pending.id, error=f"queue not reachable: {exc}")
             raise HTTPException(status_code=503, detail="the sampling queue is not reachable; try again soon") from None
     req = await notify.wait_for_sample(db, request_id=pending.id, timeout_s=settings.sample_wait_s,

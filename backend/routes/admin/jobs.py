@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,6 @@ from backend.db.models import TrainingJob
 from backend.deps import AdminDep, DbDep
 from backend.jobs import service
 from core.kinds import KINDS, get_kind
-
-log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
@@ -119,12 +116,8 @@ def create_job(body: JobIn, admin: AdminDep, db: DbDep) -> JobDetailOut:
         if dataset.kind != "image_zip":
             raise HTTPException(status_code=422, detail=f"a {body.kind} job trains its anime side on a data set of "
                                                         f"images; {dataset.name!r} is {dataset.kind}")
-    try:
-        job = service.submit_job(db, kind=body.kind, config=config.model_dump(mode="json"),
-                                 total_steps=config.steps, dataset_id=body.dataset_id, created_by=admin.id)
-    except Exception as exc:  # noqa: BLE001 - the broker is down: say so, keep the job visible
-        log.exception("could not queue a job")
-        raise HTTPException(status_code=503, detail=f"the job queue is not reachable: {exc}") from None
+    job = service.submit_job(db, kind=body.kind, config=config.model_dump(mode="json"), total_steps=config.steps,
+                             dataset_id=body.dataset_id, created_by=admin.id)  # the queue down: 503, the job says so
     return job_out(job, db, detail=True)
 
 
@@ -135,27 +128,14 @@ def get_job(job_id: int, admin: AdminDep, db: DbDep) -> JobDetailOut:
 
 @router.post("/jobs/{job_id}/cancel", summary="Cancel: at once when queued, at the next step when running.")
 def cancel_job(job_id: int, admin: AdminDep, db: DbDep) -> JobDetailOut:
-    try:
-        job = crud.request_cancel(db, job_id=job_id)
-    except crud.StateError as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from None
-    if job is None:
-        raise HTTPException(status_code=404, detail=f"job {job_id} does not exist")
-    return job_out(job, db, detail=True)
+    _job(db, job_id)
+    return job_out(crud.request_cancel(db, job_id=job_id), db, detail=True)  # a finished job: 409
 
 
 @router.post("/jobs/{job_id}/retry", summary="Queue a failed or cancelled job again; it resumes from its last checkpoint.")
 def retry_job(job_id: int, admin: AdminDep, db: DbDep) -> JobDetailOut:
-    try:
-        job = service.retry_job(db, job_id=job_id)
-    except crud.StateError as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from None
-    except Exception as exc:  # noqa: BLE001 - the broker is down: the job says so, and so does the answer
-        log.exception("could not queue a job")
-        raise HTTPException(status_code=503, detail=f"the job queue is not reachable: {exc}") from None
-    if job is None:
-        raise HTTPException(status_code=404, detail=f"job {job_id} does not exist")
-    return job_out(job, db, detail=True)
+    _job(db, job_id)
+    return job_out(service.retry_job(db, job_id=job_id), db, detail=True)  # not failed or cancelled: 409
 
 
 @router.get("/jobs/{job_id}/sample", summary="The job's newest sample grid (PNG).",
