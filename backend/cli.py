@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from backend.settings import PROJECT_ROOT, get_settings
+from backend.settings import env_example, get_settings
 from core.kinds import EVALUATE, KINDS, ModelKind, UnknownKind, get_kind
 
 log = logging.getLogger("doodle2anime")
@@ -263,8 +263,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
-    from backend.settings import env_example
-
     if args.env_example:
         sys.stdout.write(env_example())
         return 0

@@ -4,8 +4,8 @@ session first and the rest by keyword; functions that write commit before they r
 from __future__ import annotations
 
 import datetime as dt
-from functools import lru_cache
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
@@ -16,10 +16,10 @@ from backend.db.models import (
     FINISHED_STATUSES,
     JOB_STATUSES,
     JOB_TRANSITIONS,
+    SAMPLE_TRANSITIONS,
     AdminUser,
     ApiKey,
     Dataset,
-    SAMPLE_TRANSITIONS,
     ModelVersion,
     SampleRequest,
     TrainingJob,
@@ -127,7 +127,7 @@ def _workers_job(session: Session, job_id: int, worker: str) -> TrainingJob:
         raise StateError(f"job {job_id} does not exist")
     if job.status != "running" or job.worker != worker:
         raise StateError(f"job {job_id} is no longer {worker}'s running job (it is {job.status} "
-                            f"on {job.worker or 'no worker'})")
+                         f"on {job.worker or 'no worker'})")
     return job
 
 
@@ -372,7 +372,7 @@ def create_model_version(session: Session, *, name: str, version: str, kind: str
     """Register an exported model; a version of that name and version registered already is
     returned as it is (a job that ran again after dying between export and here registers once)."""
     for _ in range(2):  # a second round when another process registered it meanwhile
-        existing = get_model_version_by_name(session, name=name, version=version)
+        existing = find_model_version(session, name=name, version=version)
         if existing is not None:
             return existing
         model = ModelVersion(name=name, version=version, kind=kind, manifest=manifest, folder=folder,
@@ -387,7 +387,7 @@ def create_model_version(session: Session, *, name: str, version: str, kind: str
     raise RuntimeError(f"could not register model version {name} v{version}")
 
 
-def get_model_version_by_name(session: Session, *, name: str, version: str) -> ModelVersion | None:
+def find_model_version(session: Session, *, name: str, version: str) -> ModelVersion | None:
     return session.scalars(select(ModelVersion).where(ModelVersion.name == name, ModelVersion.version == version)).first()
 
 

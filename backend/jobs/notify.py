@@ -15,6 +15,7 @@ import logging
 import time
 
 import redis
+import redis.asyncio
 from sqlalchemy.orm import Session
 
 from backend.db import crud
