@@ -99,6 +99,13 @@ def start_api(env: dict[str, str], log: Path, timeout: float = 60) -> tuple[Proc
     raise RuntimeError(f"the API did not become ready in {timeout} s:\n{proc.tail()}")
 
 
+def api_client(base: str, timeout: float = 30) -> httpx.Client:
+    """A client for a test API process. It drops idle connections after 1 s, well before
+    uvicorn's 5 s keep-alive timeout: otherwise a request sent on a connection the server is
+    closing at that moment fails with "Server disconnected without sending a response"."""
+    return httpx.Client(base_url=base, timeout=timeout, limits=httpx.Limits(keepalive_expiry=1.0))
+
+
 def start_worker(env: dict[str, str], log: Path, name: str, queues: str = "training") -> Proc:
     """A job worker taking jobs from ``queues`` (comma-separated: training, sampling)."""
     return Proc([str(BIN / "doodle2anime"), "worker", "--queues", queues, "--hostname", f"{name}@%h",

@@ -35,7 +35,7 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT
-from procs import Proc, env_for, start_api, start_worker, wait_for
+from procs import Proc, api_client, env_for, start_api, start_worker, wait_for
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 GIF_MAGIC = b"GIF89a"
@@ -109,7 +109,7 @@ def deployment(models_dir, tmp_path_factory):
     env = faces_env(state, models_dir, D2A_SAMPLE_WAIT_S="60")
     api, base = start_api(env, state / "api.log")
     worker = start_worker(env, state / "worker.log", "sampler", queues="sampling")
-    client = httpx.Client(base_url=base, timeout=90)
+    client = api_client(base, timeout=90)
     try:
         wait_for(lambda: worker_ready(worker), 90, "the sampling worker to start", on_timeout=worker.tail)
         num_ws = json.loads((models_dir / "anime_faces" / "manifest.json").read_text())["stylegan"]["num_ws"]
@@ -327,7 +327,7 @@ def test_without_a_worker_the_answer_is_202_then_the_picture(models_dir, tmp_pat
     api, base = start_api(env, tmp_path / "api.log")
     worker = None
     try:
-        with httpx.Client(base_url=base, timeout=30) as client:
+        with api_client(base) as client:
             body = {"seeds": [7, 8], "psi": 0.8, "size": 40}
             r = client.post("/api/v1/faces/random", json=body)
             assert r.status_code == 202, r.text

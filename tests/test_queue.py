@@ -15,7 +15,7 @@ import httpx
 import pytest
 import redis
 
-from procs import env_for, start_api, start_worker, wait_for
+from procs import api_client, env_for, start_api, start_worker, wait_for
 
 REDIS = "redis://127.0.0.1:6379"
 ADMIN = ("admin", "correct horse battery")
@@ -51,7 +51,7 @@ def api(request, tmp_path_factory):
         extra["REDIS_URL"] = f"{REDIS}/{db}"
     env = env_for(state, **extra)
     proc, base = start_api(env, state / "api.log")
-    client = httpx.Client(base_url=base, timeout=30)
+    client = api_client(base)
     try:
         token = client.post("/api/v1/admin/login", json={"username": ADMIN[0], "password": ADMIN[1]}).json()["token"]
         client.headers["Authorization"] = f"Bearer {token}"
