@@ -76,6 +76,37 @@ class StyleGANSpec(BaseModel):
     truncation_psi: float = 1.0    # the truncation the samples were made with (1: none)
 
 
+class DoodleWalk(BaseModel):
+    """One walk of a doodle encoder's prior: the style inputs it moves, and how far for a drawing:
+    coefficient = clip(scale * (attribute - centre), low, high)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str                      # tilt, long, zoom_out, big_eyes, open_mouth
+    layers: list[int]              # the style inputs its direction moves
+    attribute: str                 # the drawing attribute that sets it
+    scale: float
+    centre: float = 0.0
+    low: float
+    high: float
+
+
+class DoodleSpec(BaseModel):
+    """How a doodle encoder makes faces: its graph reads a sketch and gives the drawing's
+    attributes and an identity z; the prior (a StyleGAN export in the same models folder, the
+    one it was made for) maps z to w and draws the face; the walks move the face's styles by
+    what the drawing holds. Palettes (variations) take the ``fine_layers`` from a seed's w."""
+
+    model_config = ConfigDict(extra="forbid")
+    prior: str                     # folder name of the StyleGAN export beside this model
+    prior_manifest_sha256: str     # the prior's manifest.json it was made for; another is refused
+    encoder: str = "encoder"       # member label: sketch (B, 3, S, S) -> attributes (B, A), z (B, z_dim)
+    directions: str = "directions"  # member label: .npy float32 (K, num_ws, w_dim), one per walk
+    attributes: list[str]          # the encoder's attribute outputs, in order
+    walks: list[DoodleWalk]        # in the order of the directions file
+    psi: float                     # truncation of the identity by default
+    fine_layers: tuple[int, int]   # [first, last) style inputs a palette replaces
+
+
 class Member(BaseModel):
     model_config = ConfigDict(extra="forbid")
     file: str
@@ -98,6 +129,7 @@ class ModelManifest(BaseModel):
     output: TensorSpec
     members: list[Member]
     stylegan: StyleGANSpec | None = None  # StyleGAN generators: how the "mapping" and "synthesis" members join
+    doodle: DoodleSpec | None = None      # doodle encoders: how the encoder, its walks and its prior join
     training: dict[str, Any] = Field(default_factory=dict)  # config, steps, hardware, wall time
     data: list[dict[str, Any]] = Field(default_factory=list)  # data sets with their sha256
     metrics: dict[str, float] = Field(default_factory=dict)

@@ -15,7 +15,8 @@ from PIL import Image
 from backend.app import create_app
 from core.manifest import ModelManifest
 from backend.settings import Settings
-from training.data import doodle_to_raw, synthetic_doodle
+from training.data import doodle_to_raw
+from training.doodles import synthetic_doodle
 
 FACE_SIMPLE = [
     [[60, 40, 30, 40, 60, 90, 110, 100, 90, 60], [20, 30, 60, 90, 100, 95, 70, 40, 25, 20]],

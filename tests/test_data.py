@@ -7,6 +7,7 @@ import pytest
 
 from core.configs.cyclegan import MixConfig
 from core.drawing import parse_strokes
+from training.doodles import synthetic_doodle
 from training.data import (
     DataError,
     SketchSource,
@@ -15,7 +16,6 @@ from training.data import (
     load_anime_faces,
     load_quickdraw,
     render_doodle,
-    synthetic_doodle,
 )
 
 

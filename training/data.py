@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import logging
-import math
 import zipfile
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +19,7 @@ from PIL import Image
 
 from core.configs.cyclegan import MixConfig
 from core.drawing import rasterize
+from training.doodles import synthetic_doodle
 
 log = logging.getLogger(__name__)
 
@@ -104,92 +104,7 @@ def load_quickdraw(data_dir: Path, split: str = "train") -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# Synthetic doodles: faces drawn as strokes, the way a kid draws them.
-
-
-def _wobble(rng: np.random.Generator, n: int, amount: float) -> np.ndarray:
-    """Smooth random deviation along a stroke: a few low-frequency sines."""
-    t = np.linspace(0.0, 1.0, n)
-    out = np.zeros(n)
-    for k in range(1, 4):
-        out += rng.normal(0, amount / k) * np.sin(2 * math.pi * k * t + rng.uniform(0, 2 * math.pi))
-    return out
-
-
-def _ellipse(rng, cx, cy, rx, ry, start, sweep, n, wobble) -> np.ndarray:
-    a = start + np.linspace(0.0, sweep, n)
-    r = 1.0 + _wobble(rng, n, wobble)
-    return np.stack([cx + rx * r * np.cos(a), cy + ry * r * np.sin(a)])
-
-
-def synthetic_doodle(rng: np.random.Generator) -> list[np.ndarray]:
-    """One face doodle as a list of (2, n) strokes in a 256-unit space (y grows downwards)."""
-    strokes: list[np.ndarray] = []
-    cx, cy = 128 + rng.normal(0, 6, 2)
-    rx = rng.uniform(70, 110)
-    ry = rx * rng.uniform(0.85, 1.2)
-    has_outline = rng.random() > 0.05  # a few real smileys are only eyes and a mouth
-    if has_outline:
-        start = rng.uniform(0, 2 * math.pi)
-        sweep = 2 * math.pi * rng.uniform(0.92, 1.08)
-        if rng.random() < 0.2:  # drawn in two halves
-            strokes.append(_ellipse(rng, cx, cy, rx, ry, start, sweep / 2, 40, 0.03))
-            strokes.append(_ellipse(rng, cx, cy, rx, ry, start + sweep / 2, sweep / 2, 40, 0.03))
-        else:
-            strokes.append(_ellipse(rng, cx, cy, rx, ry, start, sweep, 80, 0.04))
-    # Eyes.
-    ey = cy - ry * rng.uniform(0.1, 0.4)
-    ex = rx * rng.uniform(0.25, 0.45)
-    eye_kind = rng.choice(["dot", "circle", "arc", "line"], p=[0.45, 0.3, 0.15, 0.1])
-    er = rng.uniform(4, 16)
-    for side in (-1, 1):
-        x0 = cx + side * ex + rng.normal(0, 3)
-        y0 = ey + rng.normal(0, 3)
-        if eye_kind == "dot":
-            strokes.append(np.array([[x0, x0 + rng.normal(0, 1.5)], [y0, y0 + rng.normal(0, 1.5)]]))
-        elif eye_kind == "circle":
-            strokes.append(_ellipse(rng, x0, y0, er, er * rng.uniform(0.8, 1.4), 0, 2 * math.pi, 16, 0.05))
-        elif eye_kind == "arc":
-            strokes.append(_ellipse(rng, x0, y0 + er / 2, er, er * 0.7, math.pi, math.pi, 10, 0.05))
-        else:
-            strokes.append(np.array([[x0, x0 + rng.normal(0, 2)], [y0 - er, y0 + er]]))
-    if rng.random() < 0.25:  # eyebrows
-        for side in (-1, 1):
-            x0 = cx + side * ex
-            y0 = ey - er - rng.uniform(6, 18)
-            strokes.append(np.array([[x0 - 12, x0 + 12], [y0 + side * rng.normal(0, 3), y0 - side * rng.normal(0, 3)]]))
-    if rng.random() < 0.35:  # nose
-        ny = cy + ry * rng.uniform(0.0, 0.15)
-        strokes.append(np.array([[cx, cx + rng.normal(0, 3), cx + rng.uniform(-8, 8)], [ny - 12, ny + 6, ny + 8]]))
-    # Mouth.
-    my = cy + ry * rng.uniform(0.3, 0.55)
-    mw = rx * rng.uniform(0.3, 0.7)
-    mouth_kind = rng.choice(["smile", "open", "line", "frown"], p=[0.65, 0.15, 0.1, 0.1])
-    if mouth_kind == "smile":
-        strokes.append(_ellipse(rng, cx, my - mw * 0.4, mw, mw * rng.uniform(0.4, 0.8), 0.15 * math.pi, 0.7 * math.pi, 20, 0.04))
-    elif mouth_kind == "frown":
-        strokes.append(_ellipse(rng, cx, my + mw * 0.3, mw * 0.8, mw * 0.4, 1.15 * math.pi, 0.7 * math.pi, 16, 0.04))
-    elif mouth_kind == "open":
-        arc = _ellipse(rng, cx, my - mw * 0.2, mw, mw * 0.7, 0.0, math.pi, 20, 0.04)
-        strokes.append(np.concatenate([arc, arc[:, :1]], axis=1))
-    else:
-        strokes.append(np.array([[cx - mw, cx + mw], [my + rng.normal(0, 3), my + rng.normal(0, 3)]]))
-    if has_outline and rng.random() < 0.5:  # hair: short strokes out of the top of the head
-        n_hair = int(rng.integers(3, 12))
-        for a in np.linspace(1.15 * math.pi, 1.85 * math.pi, n_hair) + rng.normal(0, 0.05, n_hair):
-            x0, y0 = cx + rx * math.cos(a), cy + ry * math.sin(a)
-            length = rng.uniform(15, 45)
-            bend = rng.normal(0, 0.3)
-            strokes.append(np.array([[x0, x0 + length * math.cos(a + bend)], [y0, y0 + length * math.sin(a + bend)]]))
-    if has_outline and rng.random() < 0.15:  # ears
-        for side in (-1, 1):
-            strokes.append(_ellipse(rng, cx + side * rx * 1.02, cy, 12, 20, -math.pi / 2 if side > 0 else math.pi / 2, math.pi, 10, 0.05))
-    # Whole-drawing jitter: small rotation and shear, then hand tremor on every point.
-    theta = rng.normal(0, 0.08)
-    shear = rng.normal(0, 0.05)
-    m = np.array([[math.cos(theta), -math.sin(theta) + shear], [math.sin(theta), math.cos(theta)]])
-    centre = np.array([[cx], [cy]])
-    return [m @ (s - centre) + centre + rng.normal(0, 1.0, s.shape) for s in strokes]
+# Doodles as the canvas sends them, and as the models read them.
 
 
 def doodle_to_raw(strokes: list[np.ndarray], rng: np.random.Generator | None = None) -> list[list[list[float]]]:

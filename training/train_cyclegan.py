@@ -32,9 +32,9 @@ from training.data import (
     load_anime,
     load_quickdraw,
     render_doodle,
-    synthetic_doodle,
 )
 from core.progress import Progress, ProgressCallback, TrainingCancelled
+from training.doodles import synthetic_doodle
 from training.runinfo import record_session
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,153 @@
+"""Faces from drawings on the StyleGAN prior, with ONNX Runtime (no torch): the served runtime of
+a doodle encoder export (``ModelManifest.doodle``).
+
+For a batch of drawings (numpy_bitmaps) the encoder graph gives each drawing's attributes (tilt,
+face shape, eye size, open mouth, how much of the drawing is face) and an identity z. Then, in
+numpy, as ``training.doodle.faces`` does in torch:
+
+1. the identity w = mapping(z), truncated towards w_avg by psi;
+2. every walk's component is taken out of the identity's styles and the drawing's coefficient
+   put in, coefficient = clip(scale * (attribute - centre), low, high) x strength;
+3. a palette (a variation's colours) takes the fine style inputs from a seed's w, and gets the
+   same moves as the identity, so it changes the colours and nothing of the structure;
+4. the prior's synthesis graph draws every face of every variation in one run.
+
+``follow`` in [0, 1] is the "follow my drawing <-> prettier" control: towards 0 the identity is
+pulled towards the average face (psi 0.5) and the drawing's moves are halved; at 1 psi is 0.9
+and the moves are whole. The default gives the psi the model was exported with.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from core.drawing import Drawing, rasterize
+from core.manifest import ModelIntegrityError, ModelManifest, sha256_file
+from core.preprocess import bitmap_to_input, output_to_images
+from core.runtime import FaceModel, MemberInfo, open_session
+
+log = logging.getLogger(__name__)
+
+PSI_RANGE = (0.5, 0.9)        # psi at follow 0 and at follow 1
+STRENGTH_RANGE = (0.5, 1.0)   # walk strength at follow 0 and at follow 1
+#: Variations a request may ask for at most (each is one more face to draw).
+MAX_VARIATIONS = 8
+
+
+def follow_for_psi(psi: float) -> float:
+    lo, hi = PSI_RANGE
+    return float(np.clip((psi - lo) / (hi - lo), 0.0, 1.0))
+
+
+class DoodleFaceModel:
+    """A doodle encoder and its prior, both checked against their manifests, ready to paint."""
+
+    def __init__(self, folder: Path, providers: list[str] | None = None, threads: int = 0,
+                 models_dir: Path | None = None):
+        self.folder = Path(folder)
+        self.manifest = ModelManifest.load(self.folder)
+        self.manifest.verify(self.folder)
+        spec = self.manifest.doodle
+        if spec is None:
+            raise ValueError(f"{self.folder} is not a doodle encoder export (its manifest has no doodle block)")
+        self.spec = spec
+        prior_dir = Path(models_dir or self.folder.parent) / spec.prior
+        if not (prior_dir / "manifest.json").is_file():
+            raise ModelIntegrityError(f"{self.manifest.name}: its prior {spec.prior!r} is not in {prior_dir.parent}")
+        if sha256_file(prior_dir / "manifest.json") != spec.prior_manifest_sha256:
+            raise ModelIntegrityError(f"{self.manifest.name} was made for another version of {spec.prior!r}; "
+                                      "export the encoder again for the prior that is installed")
+        self.prior = FaceModel(prior_dir, providers, threads)
+        files = {m.label: self.folder / m.file for m in self.manifest.members}
+        self.encoder = open_session(files[spec.encoder], providers, threads)
+        self.directions = np.load(files[spec.directions], allow_pickle=False).astype(np.float32)
+        p = self.prior.spec
+        if self.directions.shape != (len(spec.walks), p.num_ws, p.w_dim):
+            raise ModelIntegrityError(f"{self.manifest.name}: directions of shape {self.directions.shape} do not fit "
+                                      f"{len(spec.walks)} walks of a prior with {p.num_ws} x {p.w_dim} styles")
+        norms = np.linalg.norm(self.directions.reshape(len(self.directions), -1), axis=1)
+        self.units = self.directions / norms[:, None, None]
+        self.attribute_index = [spec.attributes.index(w.attribute) for w in spec.walks]
+        self.providers = self.prior.providers
+        self.members = [MemberInfo(0, "the drawing's own colours", None),
+                        *[MemberInfo(i, f"palette {i}", None) for i in range(1, 3)]]
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def image_size(self) -> int:
+        return self.prior.spec.image_size
+
+    def bitmap(self, drawing: Drawing) -> np.ndarray:
+        s = self.manifest.input
+        return rasterize(drawing, s.raster_size, line_diameter=s.line_diameter, padding=s.padding)
+
+    # -- the steps -----------------------------------------------------------------------------
+
+    def encode(self, bitmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """numpy_bitmaps (N, H, W) -> (attributes (N, A), identity z (N, z_dim))."""
+        x = bitmap_to_input(bitmaps, self.manifest.input.image_size)
+        attributes, z = self.encoder.run(None, {self.encoder.get_inputs()[0].name: x})
+        return attributes, z
+
+    def coefficients(self, attributes: np.ndarray, strength: float) -> np.ndarray:
+        out = np.empty((len(attributes), len(self.spec.walks)), np.float32)
+        for k, (walk, a) in enumerate(zip(self.spec.walks, self.attribute_index)):
+            out[:, k] = np.clip(walk.scale * (attributes[:, a] - walk.centre), walk.low, walk.high) * strength
+        return out
+
+    def _mapped(self, z: np.ndarray, psi: float) -> np.ndarray:
+        m = self.prior.mapping
+        w = m.run(None, {m.get_inputs()[0].name: z.astype(np.float32)})[0]
+        return self.prior.spec.w_avg + psi * (w - self.prior.spec.w_avg)
+
+    def styles(self, bitmaps: np.ndarray, *, variations: int = 1, seed: int | None = None,
+               follow: float | None = None) -> np.ndarray:
+        """The styles (N, V, num_ws, w_dim) of every drawing's faces.
+
+        Variation v's colours: the drawing's own for v = 0 when no ``seed`` is given, else the
+        palette of seed ``seed + v`` (``seed`` 0 when none is given)."""
+        if not 1 <= variations <= MAX_VARIATIONS:
+            raise ValueError(f"variations must be 1..{MAX_VARIATIONS}, got {variations}")
+        follow = follow_for_psi(self.spec.psi) if follow is None else float(np.clip(follow, 0.0, 1.0))
+        psi = PSI_RANGE[0] + (PSI_RANGE[1] - PSI_RANGE[0]) * follow
+        strength = STRENGTH_RANGE[0] + (STRENGTH_RANGE[1] - STRENGTH_RANGE[0]) * follow
+        attributes, z = self.encode(bitmaps)
+        spec = self.prior.spec
+        identity = np.repeat(self._mapped(z, psi)[:, None, :], spec.num_ws, axis=1) - spec.w_avg   # (N, L, D)
+        # The drawing's moves, decided on the identity's styles and then given to every
+        # variation alike, so a palette changes the colours and nothing of the structure.
+        coeff = self.coefficients(attributes, strength)                      # (N, K)
+        moved = identity
+        for k in range(len(self.units)):
+            comp = np.einsum("nld,ld->n", moved, self.units[k])
+            moved = moved - comp[:, None, None] * self.units[k] + coeff[:, k, None, None] * self.directions[k]
+        ws = np.repeat(identity[:, None], variations, axis=1)               # (N, V, L, D)
+        first, last = self.spec.fine_layers
+        palette_seeds = [(seed or 0) + v for v in range(variations) if not (seed is None and v == 0)]
+        if palette_seeds:
+            palettes = self._mapped(self.prior.z(palette_seeds), psi) - spec.w_avg   # (P, D)
+            start = 1 if seed is None else 0
+            ws[:, start:, first:last, :] = palettes[None, :, None, :]
+        ws = ws + (moved - identity)[:, None]
+        return (ws + spec.w_avg).astype(np.float32)
+
+    def paint(self, bitmaps: np.ndarray, *, variations: int = 1, seed: int | None = None,
+              follow: float | None = None) -> np.ndarray:
+        """uint8 faces (N, V, S, S, 3): every variation of every drawing, drawn in one run."""
+        ws = self.styles(bitmaps, variations=variations, seed=seed, follow=follow)
+        n, v = ws.shape[:2]
+        s = self.prior.synthesis
+        out = s.run(None, {s.get_inputs()[0].name: ws.reshape(n * v, *ws.shape[2:])})[0]
+        return output_to_images(out).reshape(n, v, *out.shape[2:], 3)
+
+    def translate(self, drawing: Drawing, members: list[int], *, seed: int | None = None,
+                  follow: float | None = None) -> list[np.ndarray]:
+        """The faces of one drawing, one per requested variation (as ``Ensemble.translate``)."""
+        faces = self.paint(self.bitmap(drawing)[None], variations=max(members) + 1, seed=seed, follow=follow)[0]
+        return [faces[i] for i in members]

@@ -1,0 +1,186 @@
+"""The drawing model on the StyleGAN prior: the prior read back into torch, the walks, the
+synthetic doodles' attributes, the encoder's training (2 seeded steps, resume), its export
+(torch <-> ONNX parity) and the served runtime, which must paint what training paints."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core.configs.encoder import DoodleEncoderConfig
+from core.manifest import ModelIntegrityError, ModelManifest
+from core.progress import TrainingCancelled
+from training.doodle.attributes import ATTRIBUTES, attributes_of, synthetic_pool
+from training.doodles import DoodleParams, draw_doodle, edited
+
+ROOT = Path(__file__).resolve().parents[1]
+PRIOR = ROOT / "models" / "anime_faces"
+
+TINY = dict(walk_steps=2, walk_batch=2, synthetic_count=64, steps=4, batch_size=8, sample_every=2,
+            checkpoint_every=2, log_every=1, width=8, features=32, identity_components=8)
+
+
+def test_the_prior_read_back_from_onnx_paints_what_onnx_runtime_paints():
+    import onnxruntime as ort
+
+    from training.prior.from_onnx import generator_from_export
+
+    G = generator_from_export(PRIOR)
+    z = np.random.RandomState(0).randn(4, G.z_dim).astype(np.float32)
+    mapping = ort.InferenceSession(str(PRIOR / "mapping.onnx"), providers=["CPUExecutionProvider"])
+    synthesis = ort.InferenceSession(str(PRIOR / "synthesis.onnx"), providers=["CPUExecutionProvider"])
+    w = mapping.run(None, {mapping.get_inputs()[0].name: z})[0]
+    ws = np.repeat(w[:, None], G.num_ws, axis=1)
+    ws[0, 5:] = w[1]  # a mixed face too
+    want = synthesis.run(None, {synthesis.get_inputs()[0].name: ws})[0]
+    with torch.no_grad():
+        got_w = G.mapping(torch.from_numpy(z)).numpy()
+        got = G.synthesis(torch.from_numpy(ws), noise_mode="const").numpy()
+    assert np.abs(got_w - w).max() < 1e-4
+    assert np.abs(got - want).max() < 1e-4
+    # the comparison can fail: one weight off is seen
+    with torch.no_grad():
+        G.synthesis.conv4.bias[0] += 0.5
+        assert np.abs(G.synthesis(torch.from_numpy(ws), noise_mode="const").numpy() - want).max() > 1e-3
+
+
+def test_a_walk_learns_to_do_its_edit():
+    from training.prior.directions import WALKS, learn_walk
+    from training.prior.from_onnx import generator_from_export
+
+    G = generator_from_export(PRIOR)
+    walk = WALKS["zoom_out"]
+    d = learn_walk(G, walk, steps=25, batch=4, seed=0)
+    gen = torch.Generator().manual_seed(99)
+    with torch.no_grad():
+        ws = G.broadcast(G.mapping(torch.randn(6, G.z_dim, generator=gen), psi=0.8))
+        base = G.synthesis(ws, noise_mode="const")
+        a = torch.full((6,), 0.8)
+        target = walk.transform(base, a)
+        moved = ws.clone()
+        moved[:, list(walk.layers)] += 0.8 * d
+        err_walk = (G.synthesis(moved, noise_mode="const") - target)[..., 6:-6, 6:-6].square().mean()
+        err_still = (base - target)[..., 6:-6, 6:-6].square().mean()
+    assert err_walk < 0.9 * err_still
+
+
+def test_synthetic_doodle_attributes_are_what_was_drawn():
+    rng = np.random.default_rng(0)
+    p = DoodleParams(tilt=0.3, aspect=1.3, eye_kind="circle", eye_size=18.0, mouth_kind="open")
+    a = dict(zip(ATTRIBUTES, attributes_of(p, draw_doodle(p, rng))))
+    assert a["tilt"] == pytest.approx(0.3)
+    assert a["long"] == pytest.approx(math.log(1.3))
+    assert a["eye_size"] == pytest.approx(math.log(18.0 / 90.0))
+    assert a["mouth_open"] == 1.0 and a["mouth_frown"] == 0.0 and a["hair"] == 0.0
+    assert a["face_fraction"] == pytest.approx(1.0, abs=0.03)   # the outline is the whole drawing
+    hairy = edited(p, hair=10, hair_length=40.0, tilt=0.0)
+    h = dict(zip(ATTRIBUTES, attributes_of(hairy, draw_doodle(hairy, rng))))
+    assert h["hair"] > 0 and h["face_fraction"] < 0.9 and h["face_y"] > 0.03   # hair on top: the face sits lower
+    bitmaps, attrs = synthetic_pool(8, seed=3)
+    again, attrs2 = synthetic_pool(8, seed=3)
+    assert bitmaps.shape == (8, 28, 28) and np.array_equal(bitmaps, again) and np.array_equal(attrs, attrs2)
+
+
+def _trainer(tmp: Path, data_dir: Path, **over):
+    from training.doodle.train import DoodleEncoderTrainer
+
+    return DoodleEncoderTrainer(DoodleEncoderConfig(**{**TINY, **over}), tmp, data_dir, models_dir=ROOT / "models")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, data_dir) -> Path:
+    run = tmp_path_factory.mktemp("doodle") / "run"
+    _trainer(run, data_dir).run()
+    return run
+
+
+def test_two_seeded_steps_train_and_repeat(tiny_run, tmp_path, data_dir):
+    state = torch.load(tiny_run / "checkpoints" / "latest.pt", weights_only=True)
+    c = DoodleEncoderConfig(**TINY)
+    assert state["step"] == c.total_steps and state["identity"] is not None
+    assert set(state["directions"]) == {"tilt", "long", "zoom_out", "big_eyes", "open_mouth"}
+    again = _trainer(tmp_path / "again", data_dir)
+    again.run()
+    other = torch.load(tmp_path / "again" / "checkpoints" / "latest.pt", weights_only=True)
+    for k, v in state["encoder"].items():
+        assert torch.equal(v, other["encoder"][k]), k
+    assert (tiny_run / "samples").is_dir() and any((tiny_run / "samples").iterdir())
+
+
+def test_a_stopped_run_resumes_to_the_same_weights(tiny_run, tmp_path, data_dir):
+    stop_at = DoodleEncoderConfig(**TINY).total_steps - 2   # inside the encoder stage
+
+    def cancel(p):
+        if p.step >= stop_at:
+            raise TrainingCancelled("stop")
+
+    first = _trainer(tmp_path / "run", data_dir)
+    with pytest.raises(TrainingCancelled):
+        first.run(cancel)
+    resumed = _trainer(tmp_path / "run", data_dir)
+    assert resumed.load_checkpoint() and resumed.step == stop_at
+    resumed.run()
+    want = torch.load(tiny_run / "checkpoints" / "latest.pt", weights_only=True)
+    got = torch.load(tmp_path / "run" / "checkpoints" / "latest.pt", weights_only=True)
+    for k, v in want["encoder"].items():
+        assert torch.allclose(v, got["encoder"][k], atol=1e-6), k
+    assert torch.allclose(want["identity"]["projection"], got["identity"]["projection"], atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def tiny_export(tiny_run, tmp_path_factory, data_dir) -> Path:
+    from training.doodle.export import export_encoder_run
+
+    models = tmp_path_factory.mktemp("models")
+    shutil.copytree(PRIOR, models / "anime_faces")
+    export_encoder_run(tiny_run, models / "doodle_encoder", data_dir=data_dir, models_dir=ROOT / "models")
+    return models / "doodle_encoder"
+
+
+def test_export_matches_torch_and_the_runtime_paints_what_training_paints(tiny_run, tiny_export, data_dir):
+    from core.doodle_model import DoodleFaceModel
+    from training.data import load_quickdraw
+
+    manifest = ModelManifest.load(tiny_export)
+    assert manifest.members[0].parity_max_abs_diff < 1e-4
+    model = DoodleFaceModel(tiny_export, ["CPUExecutionProvider"])
+    doodles = load_quickdraw(data_dir, "holdout")[:6]
+    served = model.paint(doodles)[:, 0]
+    trainer = _trainer(tiny_run, data_dir)
+    trainer.load_checkpoint()
+    trained = trainer.paint(doodles)
+    assert served.shape == trained.shape == (6, 64, 64, 3)
+    assert np.abs(served.astype(int) - trained).max() <= 2
+
+
+def test_variations_keep_the_drawing_and_change_the_colours(tiny_export, data_dir):
+    from core.doodle_model import DoodleFaceModel
+    from training.data import load_quickdraw
+
+    model = DoodleFaceModel(tiny_export, ["CPUExecutionProvider"])
+    doodles = load_quickdraw(data_dir, "holdout")[:3]
+    ws = model.styles(doodles, variations=3)
+    first, last = model.spec.fine_layers
+    assert np.allclose(ws[:, 0, :first], ws[:, 1, :first], atol=1e-5)   # the same structure
+    assert not np.allclose(ws[:, 0, first:], ws[:, 1, first:], atol=1e-2)  # other colours
+    faces = model.paint(doodles, variations=3)
+    assert faces.shape == (3, 3, 64, 64, 3)
+    assert np.array_equal(faces, model.paint(doodles, variations=3))       # deterministic
+    assert not np.array_equal(model.paint(doodles, seed=7), model.paint(doodles, seed=8))
+    assert not np.array_equal(model.paint(doodles, follow=0.0), model.paint(doodles, follow=1.0))
+
+
+def test_an_encoder_made_for_another_prior_is_refused(tiny_export, tmp_path):
+    from core.doodle_model import DoodleFaceModel
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_export.parent, models)
+    prior_manifest = models / "anime_faces" / "manifest.json"
+    prior_manifest.write_text(prior_manifest.read_text().replace('"version": "', '"version": "x', 1))
+    with pytest.raises(ModelIntegrityError, match="another version"):
+        DoodleFaceModel(models / "doodle_encoder", ["CPUExecutionProvider"])
