@@ -121,7 +121,8 @@ def face_drawings(n: int, seed: int = 0, min_strokes: int = 5, max_strokes: int 
     They come from the training data's synthetic doodle generator (outline, eyes, mouth, and
     sometimes nose, eyebrows, hair, ears, with hand tremor), redrawn until the stroke count fits.
     """
-    from training.data import doodle_to_raw, synthetic_doodle
+    from training.data import doodle_to_raw
+    from training.doodles import synthetic_doodle
 
     rng = np.random.default_rng(seed)
     out: list[list] = []
