@@ -45,6 +45,9 @@ const el = {
   status: document.getElementById("status"),
   retry: document.getElementById("retry"),
   modelInfo: document.getElementById("model-info"),
+  controls: document.getElementById("controls"),
+  newColours: document.getElementById("new-colours"),
+  follow: document.getElementById("follow"),
 };
 const ctx = el.canvas.getContext("2d");
 
@@ -389,7 +392,21 @@ const preview = {
   images: [], // [{member, label, b64, src}] of the drawing last translated
   selected: 0, // the member shown big
   members: null, // [{index, label}] of the serving model, when known
+  controls: [], // what the serving model lets a kid change: "seed" (colours), "follow"
+  seed: null, // the colours asked for with "New colours" (null: the drawing's own)
 };
+
+// The slider runs from "like my drawing" (left, 0) to "prettier" (right, 100); the API's
+// ``follow`` is 1 at the drawing's end.
+function followValue() {
+  return 1 - Number(el.follow.value) / 100;
+}
+
+function describeFollow() {
+  const v = Number(el.follow.value);
+  const words = v <= 20 ? "just like my drawing" : v <= 45 ? "mostly like my drawing" : v <= 70 ? "a bit of both" : "extra pretty";
+  el.follow.setAttribute("aria-valuetext", words);
+}
 
 /** The drawing in Quick, Draw! raw format, t in ms since the drawing's first point. */
 function toRaw(strokes) {
@@ -443,7 +460,7 @@ async function sendPreview() {
     const response = await fetch(API_TRANSLATE, {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify({ strokes: toRaw(doc.strokes), member: "all", size: OUTPUT_SIZE, response: "json" }),
+      body: JSON.stringify(translateBody()),
       signal: controller.signal,
     });
     if (!response.ok) {
@@ -463,6 +480,19 @@ async function sendPreview() {
       setBusy(false);
     }
   }
+}
+
+function translateBody() {
+  const body = { strokes: toRaw(doc.strokes), member: "all", size: OUTPUT_SIZE, response: "json" };
+  if (preview.controls.includes("follow")) body.follow = followValue();
+  if (preview.controls.includes("seed") && preview.seed !== null) body.seed = preview.seed;
+  return body;
+}
+
+function newColours() {
+  preview.seed = Math.floor(Math.random() * 1000000);
+  if (doc.strokes.length) requestPreview();
+  say("New colours! Press again for more.");
 }
 
 async function readDetail(response) {
@@ -668,6 +698,10 @@ async function loadModels() {
       return;
     }
     preview.members = (serving.members || []).map((m) => ({ index: m.index, label: m.label }));
+    preview.controls = serving.controls || [];
+    el.controls.hidden = preview.controls.length === 0;
+    el.newColours.hidden = !preview.controls.includes("seed");
+    el.follow.closest("label").hidden = !preview.controls.includes("follow");
     if (!preview.images.length) el.modelInfo.textContent = `Artist: ${serving.name} v${serving.version}`;
     renderVariations();
   } catch {
@@ -698,6 +732,8 @@ el.redo.addEventListener("click", redo);
 el.clear.addEventListener("click", clearDrawing);
 el.download.addEventListener("click", downloadSelected);
 el.retry.addEventListener("click", () => requestPreview());
+el.newColours.addEventListener("click", newColours);
+el.follow.addEventListener("input", () => { describeFollow(); if (doc.strokes.length) requestPreview(); });
 
 document.addEventListener("keydown", (e) => {
   if (!(e.ctrlKey || e.metaKey) || e.altKey) return;
@@ -709,6 +745,7 @@ document.addEventListener("keydown", (e) => {
 new ResizeObserver(() => fitCanvas()).observe(el.paper);
 watchPixelRatio();
 fitCanvas();
+describeFollow();
 drawingChanged();
 say("Draw a face in the white box.");
 loadModels();
