@@ -23,9 +23,8 @@ from backend.jobs import service
 from backend.routes import faces, health, translate
 from backend.routes.admin import api_keys, datasets, jobs, models, queue
 from backend.routes.admin import auth as admin_auth
-from backend.serving import ModelStore, ServingWatcher
+from backend.serving import ModelStore, ServingWatcher, load_bundled
 from backend.settings import PROJECT_ROOT, Settings, get_settings
-from core.manifest import ModelIntegrityError
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await asyncio.to_thread(watcher.check)
             if settings.model_poll_s > 0:
                 poller = asyncio.create_task(watcher.run(settings.model_poll_s))
-        else:  # no database: the bundled model serves, and the admin API answers 503
-            folder = settings.models_dir / settings.default_model
-            try:
-                app.state.store.load(folder, settings.providers, settings.intra_op_threads)
-            except (ModelIntegrityError, OSError, ValueError) as exc:
-                app.state.store.error = str(exc)
-                log.error("no model is serving: %s", exc)
+        else:  # no database: the bundled models serve, and the admin API answers 503
+            await asyncio.to_thread(load_bundled, app.state.store, settings)
         try:
             yield
         finally:
@@ -109,12 +103,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=(
             "Send a drawing as strokes (Quick, Draw! raw or simplified format) to "
             "`POST /api/v1/translate` and get an anime face back as PNG, or as JSON with base64 "
-            "PNGs. The model is an ensemble of CycleGAN generators: each member gives a variation."
+            "PNGs. The default model reads the drawing (its tilt, face shape, eyes, mouth, how much "
+            "of it is face) and draws a face of the project's StyleGAN with those traits; `seed` gives "
+            "new colours, `follow` trades following the drawing against prettiness. The CycleGAN "
+            "ensemble (`model: sketch2anime`) is the other drawing model: each member a variation."
         ),
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.store = ModelStore()
+    app.state.store = ModelStore(default=settings.default_model)
     app.state.Session = None
     app.state.db_error = "starting"
     app.state.secret = auth.secret_key(settings)

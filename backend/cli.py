@@ -20,6 +20,7 @@ EXAMPLES = {
     "serve": "  doodle2anime serve\n  doodle2anime serve --host 0.0.0.0 --port 8080",
     "train": (
         "  doodle2anime train --config training/configs/cpu_default.json --run-dir runs/cpu_default\n"
+        "  doodle2anime train --config training/configs/doodle_encoder_cpu.json --run-dir runs/doodle_encoder --threads 2\n"
         "  doodle2anime train --config training/configs/tiny.json --run-dir runs/tiny --set steps=20 --threads 2\n"
         "  doodle2anime train --config training/configs/gpu.json --run-dir runs/gpu --device cuda\n"
         "  doodle2anime train --config training/configs/gan_stylegan_cpu.json --run-dir runs/stylegan_cpu --threads 2\n"
@@ -52,6 +53,10 @@ EXAMPLES = {
         "  doodle2anime export --run-dir runs/stylegan_cpu --out models/anime_faces   # mapping + synthesis\n"
         "  doodle2anime export --run-dir runs/dcgan --out /tmp/dcgan --name dcgan     # one generator graph\n"
         "GAN runs (the checkpoint says its kind) export their latest checkpoint."
+    ),
+    "evaluate-drawing": (
+        "  doodle2anime evaluate-drawing --out docs/figures/drawing_eval\n"
+        "  doodle2anime evaluate-drawing --models models/doodle_encoder var/models/doodle_encoder-job4 --out eval/"
     ),
     "evaluate": (
         "  doodle2anime evaluate --model models/sketch2anime --samples 400\n"
@@ -147,8 +152,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = kind.config.model_validate(raw)
     run_dir = Path(args.run_dir)
     data_dir = Path(args.data_dir) if args.data_dir else get_settings().data_dir
-    trainer = kind.trainer.load()(config, run_dir, data_dir, threads=args.threads, device=args.device)
-    bar = tqdm(total=config.steps, unit="step", dynamic_ncols=True, disable=args.quiet)
+    models = {"models_dir": get_settings().models_dir} if kind.builds_on_models else {}
+    trainer = kind.trainer.load()(config, run_dir, data_dir, threads=args.threads, device=args.device, **models)
+    bar = tqdm(total=getattr(config, "total_steps", config.steps), unit="step", dynamic_ncols=True, disable=args.quiet)
 
     def on_progress(p):
         bar.n = p.step
@@ -179,8 +185,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     kind = _run_kind(Path(args.run_dir), default="cyclegan")
     snapshots = [int(s) for s in args.snapshots.split(",")] if args.snapshots else None
     try:
+        models = {"models_dir": get_settings().models_dir} if kind.builds_on_models else {}
         manifest = kind.exporter.load()(Path(args.run_dir), Path(args.out), name=args.name or kind.model_name,
-                                        version=args.version, snapshots=snapshots, data_dir=data_dir)
+                                        version=args.version, snapshots=snapshots, data_dir=data_dir, **models)
     except ValueError as exc:  # an option this kind's export does not take
         raise SystemExit(str(exc)) from None
     print(json.dumps({"out": str(args.out), "members": [m.file for m in manifest.members]}, indent=2))
@@ -241,6 +248,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             crud.store_evaluation(s, version_id=args.version_id, metrics=metrics)
         engine.dispose()
         log.info("metrics stored on model version %d", args.version_id)
+    return 0
+
+
+def cmd_evaluate_drawing(args: argparse.Namespace) -> int:
+    from core.kinds import EVALUATE_DRAWING
+
+    settings = get_settings()
+    data_dir = Path(args.data_dir) if args.data_dir else settings.data_dir
+    folders = [Path(m) for m in args.models] if args.models else [
+        settings.models_dir / name for name in settings.drawing_models if (settings.models_dir / name).is_dir()]
+    prior = Path(args.prior) if args.prior else settings.models_dir / settings.face_model
+    summary = EVALUATE_DRAWING.load()(folders, prior, data_dir, Path(args.out), doodles=args.doodles,
+                                      cache_dir=settings.metrics_cache_dir)
+    print((Path(args.out) / "drawing_eval.md").read_text())
+    print(f"{len(summary['rows'])} rows in {summary['wall_s']} s; figures in {args.out}")
     return 0
 
 
@@ -390,6 +412,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seeds the latents and the KID subsets")
     p.add_argument("--data-dir", type=str, default=None, help="data folder (default: settings.data_dir)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = add("evaluate-drawing", "Every drawing model beside random StyleGAN faces and real faces, on held-out "
+                                "doodles and faces: realism, diversity, matching, following, controlled edits.")
+    p.add_argument("--models", nargs="*", default=None,
+                   help="exported drawing model folders (default: the bundled drawing models)")
+    p.add_argument("--prior", type=str, default=None, help="the StyleGAN whose random faces are the baseline "
+                                                            "(default: settings.face_model)")
+    p.add_argument("--doodles", type=int, default=400, help="held-out real doodles (a multiple of 50)")
+    p.add_argument("--out", type=str, required=True, help="folder for drawing_eval.json / .md and the grids")
+    p.add_argument("--data-dir", type=str, default=None, help="data folder (default: settings.data_dir)")
+    p.set_defaults(func=cmd_evaluate_drawing)
     return parser
 
 

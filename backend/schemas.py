@@ -49,8 +49,24 @@ class TranslateRequest(BaseModel):
             "or simplified `[[x...], [y...]]`, in any coordinate units (the drawing is normalised)."
         ),
     )
+    model: str | None = Field(
+        None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Which drawing model draws the face (one of `GET /api/v1/models`); default: the "
+                    "server's default model (`doodle_encoder`, faces of the StyleGAN prior).",
+    )
     member: int | Literal["all"] = Field(
-        0, description="Which ensemble member (variation) to run, or \"all\" for every one."
+        0, description="Which variation to draw (a CycleGAN ensemble member, or a doodle encoder's colours: "
+                       "0 the drawing's own, then palettes), or \"all\" for every one."
+    )
+    seed: int | None = Field(
+        None, ge=0, le=2**31 - 1,
+        description="New colours for the same face: variation v takes the palette of seed + v. Only for models "
+                    "whose `controls` list `seed`.",
+    )
+    follow: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="1: follow the drawing closely (bolder changes, more varied faces); 0: prettier, closer to the "
+                    "average face. Default: the model's own setting. Only for models whose `controls` list `follow`.",
     )
     size: int = Field(256, ge=28, le=1024, description="Side of the returned picture, in pixels.")
     response: Literal["png", "json"] = Field(
@@ -90,3 +106,6 @@ class ModelOut(BaseModel):
     metrics: dict[str, float]
     created: str
     error: str | None = None
+    default: bool = Field(False, description="Requests that name no model get this one.")
+    controls: list[str] = Field(default_factory=list,
+                                description="The request fields this model takes beyond the drawing: seed, follow.")

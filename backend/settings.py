@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +27,12 @@ class Settings(BaseSettings):
                            description="Folder holding the shared data sets (read only; never copied into the project).")
     models_dir: Path = Field(PROJECT_ROOT / "models",
                              description="Folder of shipped models: one sub-folder per model, each with a manifest.json.")
-    default_model: str = Field("sketch2anime", description="Which model in models_dir the drawing endpoint serves.")
+    default_model: str = Field("doodle_encoder", min_length=1,
+                               description="The drawing model the page and the API use when a request names none.")
+    drawing_models: list[str] = Field(
+        default_factory=lambda: ["doodle_encoder", "sketch2anime"],
+        description="The drawing models the API serves (a JSON list of names of models_dir folders or of their "
+                    "promoted versions); a request picks one with `model`. default_model is always among them.")
     providers: list[str] = Field(
         default_factory=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
         description="ONNX Runtime execution providers, in order of preference (a JSON list). CUDA is used where "
@@ -121,6 +126,12 @@ class Settings(BaseSettings):
     @classmethod
     def _from_project_root(cls, v: Path) -> Path:
         return v if v.is_absolute() else (PROJECT_ROOT / v).resolve()
+
+    @model_validator(mode="after")
+    def _default_is_served(self) -> "Settings":
+        if self.default_model not in self.drawing_models:
+            self.drawing_models = [self.default_model, *self.drawing_models]
+        return self
 
     @field_validator("inception_weights", mode="before")
     @classmethod

@@ -13,8 +13,9 @@ numpy, as ``training.doodle.faces`` does in torch:
 4. the prior's synthesis graph draws every face of every variation in one run.
 
 ``follow`` in [0, 1] is the "follow my drawing <-> prettier" control: towards 0 the identity is
-pulled towards the average face (psi 0.5) and the drawing's moves are halved; at 1 psi is 0.9
-and the moves are whole. The default gives the psi the model was exported with.
+pulled towards the average face (psi 0.5) and the drawing's moves are halved; at 1 psi is 0.9.
+The default gives the psi the model was exported with and whole moves, which is what training
+painted; from there to 1 only psi grows.
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ from core.runtime import FaceModel, MemberInfo, open_session
 
 log = logging.getLogger(__name__)
 
+#: The models that ship with the project.
+BUNDLED_MODELS = Path(__file__).resolve().parents[1] / "models"
 PSI_RANGE = (0.5, 0.9)        # psi at follow 0 and at follow 1
-STRENGTH_RANGE = (0.5, 1.0)   # walk strength at follow 0 and at follow 1
+STRENGTH_RANGE = (0.5, 1.0)   # walk strength at follow 0 and from the model's own follow up
 #: Variations a request may ask for at most (each is one more face to draw).
 MAX_VARIATIONS = 8
 
@@ -45,6 +48,8 @@ def follow_for_psi(psi: float) -> float:
 class DoodleFaceModel:
     """A doodle encoder and its prior, both checked against their manifests, ready to paint."""
 
+    controls: tuple[str, ...] = ("seed", "follow")
+
     def __init__(self, folder: Path, providers: list[str] | None = None, threads: int = 0,
                  models_dir: Path | None = None):
         self.folder = Path(folder)
@@ -54,9 +59,13 @@ class DoodleFaceModel:
         if spec is None:
             raise ValueError(f"{self.folder} is not a doodle encoder export (its manifest has no doodle block)")
         self.spec = spec
-        prior_dir = Path(models_dir or self.folder.parent) / spec.prior
-        if not (prior_dir / "manifest.json").is_file():
-            raise ModelIntegrityError(f"{self.manifest.name}: its prior {spec.prior!r} is not in {prior_dir.parent}")
+        # The prior is a shipped model: in ``models_dir``, else beside this export, else in the
+        # project's models folder (a job's export lives elsewhere).
+        places = [Path(models_dir)] if models_dir else [self.folder.parent, BUNDLED_MODELS]
+        prior_dir = next((d / spec.prior for d in places if (d / spec.prior / "manifest.json").is_file()), None)
+        if prior_dir is None:
+            raise ModelIntegrityError(f"{self.manifest.name}: its prior {spec.prior!r} is not in "
+                                      f"{' or '.join(str(d) for d in places)}")
         if sha256_file(prior_dir / "manifest.json") != spec.prior_manifest_sha256:
             raise ModelIntegrityError(f"{self.manifest.name} was made for another version of {spec.prior!r}; "
                                       "export the encoder again for the prior that is installed")
@@ -116,7 +125,11 @@ class DoodleFaceModel:
             raise ValueError(f"variations must be 1..{MAX_VARIATIONS}, got {variations}")
         follow = follow_for_psi(self.spec.psi) if follow is None else float(np.clip(follow, 0.0, 1.0))
         psi = PSI_RANGE[0] + (PSI_RANGE[1] - PSI_RANGE[0]) * follow
-        strength = STRENGTH_RANGE[0] + (STRENGTH_RANGE[1] - STRENGTH_RANGE[0]) * follow
+        # The moves are whole from the model's own setting up (its default paints what training
+        # painted); towards 0 they shrink to half. Above it only the identity's psi grows.
+        own = follow_for_psi(self.spec.psi)
+        strength = STRENGTH_RANGE[1] if follow >= own else (
+            STRENGTH_RANGE[0] + (STRENGTH_RANGE[1] - STRENGTH_RANGE[0]) * follow / max(own, 1e-6))
         attributes, z = self.encode(bitmaps)
         spec = self.prior.spec
         identity = np.repeat(self._mapped(z, psi)[:, None, :], spec.num_ws, axis=1) - spec.w_avg   # (N, L, D)

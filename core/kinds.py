@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from core.configs.cyclegan import CycleGANConfig
+from core.configs.encoder import DoodleEncoderConfig
 from core.configs.gans import DCGANConfig, LSGANConfig, StyleGANConfig, WGANDivConfig
 
 
@@ -48,7 +49,8 @@ class ModelKind:
     report: Ref                   # write-up figures: (run_dir, model_dir, out, *, data_dir, columns) -> dict to print
     runtime: Ref | None           # the ONNX Runtime class that runs its exports (None: no serving runtime of its own)
     shown_losses: tuple[str, ...]  # losses the CLI's progress bar shows
-    serves_drawings: bool = False  # its exports are versions of the drawing model (named by settings.default_model)
+    serves_drawings: bool = False  # its exports are drawing models (served by name; see settings.drawing_models)
+    builds_on_models: bool = False  # trainer and exporter take ``models_dir=`` (it builds on a shipped model)
 
 
 def _face_gan(name: str, title: str, config: type[BaseModel], *, model_name: str | None = None,
@@ -68,6 +70,13 @@ KINDS: dict[str, ModelKind] = {
         trainer=Ref("training.train_cyclegan:CycleGANTrainer"), exporter=Ref("training.export:export_run"),
         evaluator=Ref("training.evaluate:cyclegan_sampler"), report=Ref("training.report:cyclegan_report"),
         runtime=Ref("core.runtime:Ensemble"), shown_losses=("G", "cycle", "D_A", "D_B"), serves_drawings=True),
+    "doodle_encoder": ModelKind(
+        name="doodle_encoder", title="Doodle encoder: drawings to faces of the StyleGAN prior",
+        config=DoodleEncoderConfig, model_name="doodle_encoder", manifest_kind="doodle-encoder-stylegan",
+        trainer=Ref("training.doodle.train:DoodleEncoderTrainer"), exporter=Ref("training.doodle.export:export_encoder_run"),
+        evaluator=Ref("training.doodle.report:encoder_sampler"), report=Ref("training.doodle.report:encoder_report"),
+        runtime=Ref("core.doodle_model:DoodleFaceModel"), shown_losses=("loss", "attributes", "yes_no"), serves_drawings=True,
+        builds_on_models=True),
     "dcgan": _face_gan("dcgan", "DCGAN: random anime faces", DCGANConfig),
     "lsgan": _face_gan("lsgan", "LSGAN: random anime faces, least-squares loss", LSGANConfig),
     "wgan_div": _face_gan("wgan_div", "WGAN-div: random anime faces, Wasserstein divergence", WGANDivConfig),
@@ -79,6 +88,9 @@ KINDS: dict[str, ModelKind] = {
 
 #: FID / KID of an exported model: the same steps for every kind (its ``evaluator`` makes the samples).
 EVALUATE = Ref("training.evaluate:evaluate_model_folder")
+#: Every drawing model and the baselines on held-out doodles and faces: realism, diversity, matching,
+#: following and the controlled edits (``doodle2anime evaluate-drawing``).
+EVALUATE_DRAWING = Ref("training.doodle.report:evaluate_drawing_models")
 
 
 class UnknownKind(ValueError):

@@ -21,6 +21,7 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import onnxruntime as ort
@@ -90,8 +91,54 @@ class MemberInfo:
     step: int | None
 
 
+class DrawingModel(Protocol):
+    """What serves the drawing endpoint: a CycleGAN ``Ensemble`` or a doodle encoder on the
+    StyleGAN prior (``core.doodle_model.DoodleFaceModel``). ``controls`` names the keyword
+    arguments its ``translate`` takes beyond the drawing and the members (a seed for new colours,
+    how closely to follow the drawing)."""
+
+    folder: Path
+    manifest: ModelManifest
+    members: list[MemberInfo]
+    providers: list[str]
+    controls: tuple[str, ...]
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def image_size(self) -> int: ...
+
+    def translate(self, drawing: Drawing, members: list[int], **controls: Any) -> list[np.ndarray]: ...
+
+
+def open_drawing_model(folder: Path, providers: list[str] | None, threads: int = 0, *,
+                       extra_folders: list[Path] | None = None, models_dir: Path | None = None) -> DrawingModel:
+    """The serving runtime of the model in ``folder``: its manifest's kind names it in the
+    registry of model kinds. ``extra_folders`` (more ensemble members) only for an ensemble;
+    ``models_dir``: where a model built on another one (a doodle encoder's prior) finds it."""
+    from core.kinds import UnknownKind, kind_of_manifest
+
+    folder = Path(folder)
+    manifest = ModelManifest.load(folder)
+    try:
+        kind = kind_of_manifest(manifest.kind)
+    except UnknownKind as exc:
+        raise ValueError(f"{folder}: {exc}") from None
+    if not kind.serves_drawings or kind.runtime is None:
+        raise ValueError(f"{folder} holds a {kind.name} model, which does not turn drawings into faces")
+    runtime = kind.runtime.load()
+    if runtime is Ensemble:
+        return Ensemble(folder, providers, threads, extra_folders)
+    if extra_folders:
+        raise ValueError(f"{manifest.name} is not an ensemble: other versions cannot join it")
+    return runtime(folder, providers, threads, models_dir=models_dir)
+
+
 class Ensemble:
     """The members of one exported sketch->anime model, ready to run."""
+
+    controls: tuple[str, ...] = ()
 
     def __init__(self, folder: Path, providers: list[str], intra_op_threads: int = 0,
                  extra_folders: list[Path] | None = None):
@@ -131,8 +178,11 @@ class Ensemble:
         spec = self.manifest.input
         return rasterize(drawing, spec.raster_size, line_diameter=spec.line_diameter, padding=spec.padding)
 
-    def translate(self, drawing: Drawing, members: list[int]) -> list[np.ndarray]:
-        """Anime faces (uint8 HxWx3 at the model's size), one per requested member."""
+    def translate(self, drawing: Drawing, members: list[int], **controls: Any) -> list[np.ndarray]:
+        """Anime faces (uint8 HxWx3 at the model's size), one per requested member. An ensemble
+        takes no controls: its members are its variations."""
+        if controls:
+            raise ValueError(f"{self.name} takes no {', '.join(sorted(controls))}")
         return [faces[0] for faces in self.translate_bitmaps(self.bitmap(drawing), members)]
 
     def translate_bitmaps(self, bitmaps: np.ndarray, members: list[int]) -> list[np.ndarray]:

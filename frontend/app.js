@@ -692,7 +692,8 @@ async function loadModels() {
     const response = await fetch(API_MODELS, { headers: { Accept: "application/json" } });
     if (!response.ok) return;
     const models = await response.json();
-    const serving = Array.isArray(models) ? models.find((m) => m.serving) : null;
+    // the page asks for no model by name, so the default one draws its faces
+    const serving = Array.isArray(models) ? models.find((m) => m.default && m.serving) || null : null;
     if (!serving) {
       say(friendlyError(503), "error");
       return;

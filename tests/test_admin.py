@@ -30,6 +30,7 @@ def env(tmp_path_factory, tiny_model):
     models = base / "models"
     shutil.copytree(tiny_model, models / "sketch2anime")  # the "bundled" model of this deployment
     settings = Settings(database_url=f"sqlite:///{base / 'app.db'}", models_dir=models, datasets_dir=base / "datasets",
+                        default_model="sketch2anime", drawing_models=["sketch2anime"],
                         admin_username=ADMIN[0], admin_password=ADMIN[1], model_poll_s=0,
                         upload_max_bytes=200_000, upload_max_unpacked_bytes=2_000_000, upload_max_files=50,
                         login_attempts_per_minute=1000)
@@ -81,7 +82,7 @@ def test_login_attempts_are_limited(tmp_path, tiny_model):
     models = tmp_path / "models"
     shutil.copytree(tiny_model, models / "sketch2anime")
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'a.db'}", models_dir=models, model_poll_s=0,
-                        datasets_dir=tmp_path / "ds", login_attempts_per_minute=3)
+                        default_model="sketch2anime", datasets_dir=tmp_path / "ds", login_attempts_per_minute=3)
     with TestClient(create_app(settings)) as c:
         codes = [c.post("/api/v1/admin/login", json={"username": "x", "password": "y"}).status_code for _ in range(5)]
     assert codes[:3] == [401] * 3 and codes[3:] == [429, 429]

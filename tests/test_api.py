@@ -41,15 +41,51 @@ def _png(content: bytes) -> Image.Image:
 def test_health_and_ready(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     r = client.get("/readyz")
-    assert r.status_code == 200 and r.json()["model"] == "sketch2anime"
+    assert r.status_code == 200 and r.json()["model"] == "doodle_encoder"
+    assert set(r.json()["models"]) == {"doodle_encoder", "sketch2anime"}
     assert r.json()["providers"][0] in ("CPUExecutionProvider", "CUDAExecutionProvider")
 
 
-def test_models_lists_the_shipped_ensemble(client):
-    models = client.get("/api/v1/models").json()
-    serving = [m for m in models if m["serving"]]
-    assert len(serving) == 1 and serving[0]["name"] == "sketch2anime"
-    assert len(serving[0]["members"]) >= 1
+def test_models_lists_both_drawing_models_and_the_default(client):
+    models = {m["name"]: m for m in client.get("/api/v1/models").json()}
+    assert set(models) == {"doodle_encoder", "sketch2anime"}
+    assert all(m["serving"] for m in models.values())
+    assert models["doodle_encoder"]["default"] and not models["sketch2anime"]["default"]
+    assert models["doodle_encoder"]["controls"] == ["seed", "follow"] and models["sketch2anime"]["controls"] == []
+    assert len(models["doodle_encoder"]["members"]) == 3 and len(models["sketch2anime"]["members"]) >= 1
+
+
+def test_a_request_picks_its_model(client):
+    body = {"strokes": FACE_SIMPLE, "size": 64, "response": "json"}
+    default = client.post("/api/v1/translate", json=body).json()
+    cyclegan = client.post("/api/v1/translate", json={**body, "model": "sketch2anime"}).json()
+    assert default["model"] == "doodle_encoder" and cyclegan["model"] == "sketch2anime"
+    assert default["images"][0]["png_base64"] != cyclegan["images"][0]["png_base64"]
+    r = client.post("/api/v1/translate", json={**body, "model": "anime_faces"})
+    assert r.status_code == 422 and "unknown model" in r.json()["detail"] and "sketch2anime" in r.json()["detail"]
+
+
+def test_seed_gives_new_colours_and_follow_moves_the_face(client):
+    def face(**kw):
+        r = client.post("/api/v1/translate", json={"strokes": FACE_SIMPLE, "size": 64, **kw})
+        assert r.status_code == 200, r.text
+        return np.asarray(_png(r.content), np.float32)
+
+    own, seven, seven_again, eight = face(), face(seed=7), face(seed=7), face(seed=8)
+    assert np.array_equal(seven, seven_again)  # a seed is a palette: the same every time
+    assert np.abs(seven - eight).mean() > 3 and np.abs(own - seven).mean() > 3
+    assert np.abs(face(follow=0.0) - face(follow=1.0)).mean() > 3
+    # a palette changes the colours and keeps the layout: the faces' light and dark places agree
+    # much better with each other than with the face of another drawing
+    other = np.asarray(_png(client.post("/api/v1/translate", json={
+        "strokes": [[[0, 100, 200, 100, 0], [0, 200, 0, 100, 0]]], "size": 64, "seed": 8}).content), np.float32)
+    lum = [x.mean(axis=-1).ravel() for x in (seven, eight, other)]
+    assert np.corrcoef(lum[0], lum[1])[0, 1] > np.corrcoef(lum[2], lum[1])[0, 1]
+
+
+def test_controls_a_model_does_not_take_are_a_422(client):
+    r = client.post("/api/v1/translate", json={"strokes": FACE_SIMPLE, "model": "sketch2anime", "follow": 0.5})
+    assert r.status_code == 422 and "takes no follow" in r.json()["detail"]
 
 
 @pytest.mark.parametrize("strokes", [FACE_SIMPLE, FACE_RAW], ids=["simplified", "raw"])
@@ -69,14 +105,16 @@ def test_canvas_format_from_a_synthetic_doodle(client):
     assert r.status_code == 200 and _png(r.content).size == (256, 256)
 
 
-def test_all_members_as_json_and_as_a_strip(client):
-    n = len(client.get("/api/v1/models").json()[0]["members"])
-    r = client.post("/api/v1/translate", json={"strokes": FACE_RAW, "member": "all", "response": "json", "size": 64})
-    body = r.json()
-    assert r.status_code == 200 and body["model"] == "sketch2anime" and len(body["images"]) == n
-    for i, im in enumerate(body["images"]):
+@pytest.mark.parametrize("model", ["doodle_encoder", "sketch2anime"])
+def test_all_members_as_json_and_as_a_strip(client, model):
+    n = len(next(m for m in client.get("/api/v1/models").json() if m["name"] == model)["members"])
+    body = {"strokes": FACE_RAW, "member": "all", "size": 64, "model": model}
+    r = client.post("/api/v1/translate", json={**body, "response": "json"})
+    out = r.json()
+    assert r.status_code == 200 and out["model"] == model and len(out["images"]) == n
+    for i, im in enumerate(out["images"]):
         assert im["member"] == i and _png(base64.b64decode(im["png_base64"])).size == (64, 64)
-    strip = client.post("/api/v1/translate", json={"strokes": FACE_RAW, "member": "all", "size": 64})
+    strip = client.post("/api/v1/translate", json=body)
     assert _png(strip.content).size == (64 * n, 64)
 
 
@@ -105,6 +143,9 @@ BAD = {
     "huge size": ({"strokes": FACE_SIMPLE, "size": 1024}, "over the limit"),
     "bad response": ({"strokes": FACE_SIMPLE, "response": "gif"}, "png"),
     "extra field": ({"strokes": FACE_SIMPLE, "colour": "red"}, "Extra inputs"),
+    "follow past 1": ({"strokes": FACE_SIMPLE, "follow": 1.5}, "less than or equal"),
+    "negative seed": ({"strokes": FACE_SIMPLE, "seed": -1}, "greater than or equal"),
+    "odd model name": ({"strokes": FACE_SIMPLE, "model": "../etc"}, "pattern"),
 }
 
 
@@ -153,7 +194,7 @@ def test_a_tampered_model_is_not_served(tmp_path):
     with open(tmp_path / "sketch2anime" / m.members[0].file, "r+b") as f:
         f.seek(1000)
         f.write(b"\x00\x01\x02\x03")
-    with TestClient(create_app(Settings(models_dir=tmp_path))) as c:
+    with TestClient(create_app(Settings(models_dir=tmp_path, default_model="sketch2anime"))) as c:
         r = c.get("/readyz")
         assert r.status_code == 503 and "sha256" in r.json()["reason"]
         t = c.post("/api/v1/translate", json={"strokes": FACE_SIMPLE})

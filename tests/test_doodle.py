@@ -55,7 +55,7 @@ def test_a_walk_learns_to_do_its_edit():
 
     G = generator_from_export(PRIOR)
     walk = WALKS["zoom_out"]
-    d = learn_walk(G, walk, steps=25, batch=4, seed=0)
+    d = learn_walk(G, walk, steps=10, batch=3, seed=0)
     gen = torch.Generator().manual_seed(99)
     with torch.no_grad():
         ws = G.broadcast(G.mapping(torch.randn(6, G.z_dim, generator=gen), psi=0.8))

@@ -75,7 +75,9 @@ def models_dir(tmp_path_factory, data_dir) -> Path:
 
 
 def faces_env(state: Path, models: Path, **extra: str) -> dict[str, str]:
+    # the scratch models folder holds the CycleGAN and a scratch StyleGAN: the CycleGAN draws
     return env_for(state, D2A_MODELS_DIR=str(models), D2A_FACE_MODEL="anime_faces",
+                   D2A_DEFAULT_MODEL="sketch2anime", D2A_DRAWING_MODELS='["sketch2anime"]',
                    D2A_PROVIDERS=json.dumps(["CPUExecutionProvider"]), D2A_INTRA_OP_THREADS="1",
                    D2A_LOG_LEVEL="warning", **extra)
 
@@ -291,7 +293,8 @@ def test_no_face_model_is_503(models_dir, tmp_path):
     from backend.app import create_app
     from backend.settings import Settings
 
-    settings = Settings(models_dir=models_dir, face_model="not_installed", database_url=f"sqlite:///{tmp_path / 'a.db'}",
+    settings = Settings(models_dir=models_dir, default_model="sketch2anime", drawing_models=["sketch2anime"],
+                        face_model="not_installed", database_url=f"sqlite:///{tmp_path / 'a.db'}",
                         samples_dir=tmp_path / "samples", model_poll_s=0, providers=["CPUExecutionProvider"])
     with TestClient(create_app(settings)) as client:
         for path, body in [("random", {"seeds": [1]}), ("mix", {"row_seeds": [1], "col_seeds": [2]}),
@@ -309,7 +312,8 @@ def test_the_operators_size_limit_holds_for_faces_too(models_dir, tmp_path):
     from backend.app import create_app
     from backend.settings import Settings
 
-    settings = Settings(models_dir=models_dir, database_url=f"sqlite:///{tmp_path / 'a.db'}", max_output_size=96,
+    settings = Settings(models_dir=models_dir, default_model="sketch2anime", drawing_models=["sketch2anime"],
+                        database_url=f"sqlite:///{tmp_path / 'a.db'}", max_output_size=96,
                         samples_dir=tmp_path / "samples", model_poll_s=0, providers=["CPUExecutionProvider"])
     with TestClient(create_app(settings)) as client:
         for path, body in [("random", {"seeds": [1], "size": 128}),

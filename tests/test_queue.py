@@ -117,9 +117,9 @@ def test_job_runs_to_a_model_version(deployment):
     # promote it: the API serves it without a restart
     r = client.post(f"/api/v1/admin/models/{mine[0]['id']}/promote")
     assert r.status_code == 200, r.text
-    ready = wait_for(lambda: (b := httpx.get(str(client.base_url) + "/readyz").json())["version"] == f"job{job['id']}" and b,
-                     timeout=10, what="the promoted version to serve")
-    assert ready["model"] == "sketch2anime"
+    ready = wait_for(lambda: (b := httpx.get(str(client.base_url) + "/readyz").json())["models"].get("sketch2anime")
+                     == f"job{job['id']}" and b, timeout=10, what="the promoted version to serve")
+    assert ready["model"] == "doodle_encoder"  # the default drawing model is left as it was
 
 
 def test_killed_worker_job_resumes_from_checkpoint(deployment):

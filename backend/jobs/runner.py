@@ -131,16 +131,18 @@ def run_training_job(job_id: int, *, worker: str) -> str:
             raise FileNotFoundError("the data set chosen for this job no longer exists")
         kind = get_kind(kind_name)
         config = kind.config.model_validate(raw_config)
-        trainer = kind.trainer.load()(config, run_dir, settings.data_dir, anime_source=anime_source)
+        models = {"models_dir": settings.models_dir} if kind.builds_on_models else {}
+        trainer = kind.trainer.load()(config, run_dir, settings.data_dir, anime_source=anime_source, **models)
         if trainer.load_checkpoint():
             with Session() as s:
                 crud.append_job_log(s, job_id=job_id, worker=worker,
                                     line=f"resumed from the checkpoint at step {trainer.step}")
         trainer.run(JobReporter(job_id, worker), resume=False)
-        # A drawing-model job makes a new version of the served model, ready to promote.
-        name = settings.default_model if kind.serves_drawings else kind.model_name
+        # A job makes a new version of its kind's model, ready to promote.
+        name = kind.model_name
         out = Path(settings.job_models_dir) / f"{name}-job{job_id}"
-        manifest = kind.exporter.load()(run_dir, out, name=name, version=f"job{job_id}", data_dir=settings.data_dir)
+        manifest = kind.exporter.load()(run_dir, out, name=name, version=f"job{job_id}", data_dir=settings.data_dir,
+                                        **models)
         with Session() as s:
             crud.create_model_version(s, name=manifest.name, version=manifest.version, kind=manifest.kind,
                                       manifest=manifest.model_dump(mode="json"), folder=str(out), job_id=job_id)

@@ -15,10 +15,11 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="A model is loaded and can serve.")
+@router.get("/readyz", summary="The default drawing model is loaded and can serve; `models`: the version of every drawing model that serves.")
 def readyz(store: StoreDep) -> JSONResponse:
     ens = store.get()
     if ens is None:
         return JSONResponse(status_code=503, content={"status": "not ready", "reason": store.error or "loading"})
+    models = {name: store.get(name).manifest.version for name in store.names() if store.get(name) is not None}
     return JSONResponse(content={"status": "ready", "model": ens.name, "version": ens.manifest.version,
-                                 "providers": ens.providers})
+                                 "providers": ens.providers, "models": models})

@@ -15,6 +15,7 @@ from PIL import Image
 from backend.deps import ApiClientDep, SettingsDep, StoreDep
 from backend.schemas import MemberOut, ModelOut, TranslatedImage, TranslateRequest, TranslateResponse
 from core.manifest import ModelIntegrityError, ModelManifest, SketchInput
+from core.runtime import DrawingModel, MemberInfo
 
 log = logging.getLogger(__name__)
 
@@ -27,31 +28,38 @@ def _png(image: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-@router.get("/models", tags=["models"], summary="Models in the model folder, and which one serves.")
+def _model_out(m: ModelManifest, *, serving: DrawingModel | None, default: bool, error: str | None) -> ModelOut:
+    members = (serving.members if serving is not None else
+               [MemberInfo(i, mm.label or f"variation {i + 1}", mm.source.get("step")) for i, mm in enumerate(m.members)])
+    return ModelOut(
+        name=m.name, kind=m.kind, version=m.version, serving=serving is not None, default=default,
+        image_size=serving.image_size if serving is not None else m.input.image_size, raster_size=m.input.raster_size,
+        members=[MemberOut(index=mi.index, label=mi.label, step=mi.step) for mi in members],
+        providers=serving.providers if serving is not None else [], metrics=m.metrics, created=m.created,
+        error=error, controls=list(serving.controls) if serving is not None else [],
+    )
+
+
+@router.get("/models", tags=["models"], summary="The drawing models, which serve, and which is the default.")
 def list_models(store: StoreDep, settings: SettingsDep) -> list[ModelOut]:
-    serving = store.get()
+    """Every drawing model the server is set to serve (the default first): the version that
+    serves it, or, when none does, its bundled folder and why it is not serving."""
     out = []
-    for manifest_path in sorted(Path(settings.models_dir).glob("*/manifest.json")):
-        folder = manifest_path.parent
-        error = None
-        try:
-            m = ModelManifest.load(folder)
-        except (ValueError, ModelIntegrityError) as exc:
-            log.warning("unreadable manifest %s: %s", manifest_path, exc)
+    for name in dict.fromkeys([settings.default_model, *settings.drawing_models]):
+        serving = store.get(name)
+        if serving is not None:
+            manifest = serving.manifest
+        else:
+            try:
+                manifest = ModelManifest.load(Path(settings.models_dir) / name)
+            except (ValueError, OSError, ModelIntegrityError) as exc:
+                if name == settings.default_model or name in store.errors:
+                    log.warning("drawing model %s has no readable manifest: %s", name, exc)
+                continue
+        if not isinstance(manifest.input, SketchInput):
             continue
-        if not isinstance(m.input, SketchInput):
-            continue  # an unconditional generator: it cannot serve drawings
-        is_serving = serving is not None and serving.folder.resolve() == folder.resolve()
-        if not is_serving and folder.name == settings.default_model:
-            error = store.error
-        out.append(ModelOut(
-            name=m.name, kind=m.kind, version=m.version, serving=is_serving,
-            image_size=m.input.image_size, raster_size=m.input.raster_size,
-            members=[MemberOut(index=i, label=mm.label or f"variation {i + 1}", step=mm.source.get("step"))
-                     for i, mm in enumerate(m.members)],
-            providers=serving.providers if is_serving else [], metrics=m.metrics,
-            created=m.created, error=error,
-        ))
+        out.append(_model_out(manifest, serving=serving, default=name == settings.default_model,
+                              error=None if serving is not None else store.errors.get(name)))
     return out
 
 
@@ -65,13 +73,21 @@ def list_models(store: StoreDep, settings: SettingsDep) -> list[ModelOut]:
         422: {"description": "The drawing is invalid; `detail` says what is wrong."},
         401: {"description": "An `X-API-Key` was sent but is unknown or revoked."},
         429: {"description": "The API key's per-minute limit is reached (see `Retry-After`)."},
-        503: {"description": "No model is loaded."},
+        503: {"description": "The model asked for (or the default) is not loaded."},
     },
 )
 def translate(body: TranslateRequest, store: StoreDep, settings: SettingsDep, _client: ApiClientDep):
-    ens = store.get()  # this request keeps this ensemble even if it is swapped
+    name = body.model or settings.default_model
+    if name not in settings.drawing_models:
+        raise HTTPException(status_code=422, detail=f"unknown model {name!r}; the drawing models are "
+                                                    f"{', '.join(settings.drawing_models)}")
+    ens = store.get(name)  # this request keeps this model even if it is swapped
     if ens is None:
-        raise HTTPException(status_code=503, detail=f"no model is serving: {store.error or 'loading'}")
+        raise HTTPException(status_code=503, detail=f"model {name} is not serving: {store.errors.get(name) or 'loading'}")
+    controls = {k: v for k, v in (("seed", body.seed), ("follow", body.follow)) if v is not None}
+    if unknown := sorted(set(controls) - set(ens.controls)):
+        raise HTTPException(status_code=422, detail=f"model {name} takes no {' or '.join(unknown)}"
+                                                    + (f" (it takes {', '.join(ens.controls)})" if ens.controls else ""))
     if body.size > settings.max_output_size:
         raise HTTPException(status_code=422, detail=f"size {body.size} is over the limit of {settings.max_output_size}")
     n = len(ens.members)
@@ -82,7 +98,7 @@ def translate(body: TranslateRequest, store: StoreDep, settings: SettingsDep, _c
     else:
         raise HTTPException(status_code=422, detail=f"member {body.member} does not exist; this model has members 0..{n - 1}")
     t0 = time.perf_counter()
-    faces = ens.translate(body.strokes, members)
+    faces = ens.translate(body.strokes, members, **controls)
     images = [Image.fromarray(f).resize((body.size, body.size), Image.Resampling.LANCZOS) for f in faces]
     elapsed = (time.perf_counter() - t0) * 1000
     headers = {"X-Model": ens.name, "X-Model-Version": ens.manifest.version, "X-Elapsed-Ms": f"{elapsed:.1f}"}

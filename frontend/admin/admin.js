@@ -1198,7 +1198,7 @@ async function viewModels(ctx, root, focusText) {
   const focus = focusText ? Number(focusText) : null;
   const message = notice("error", {id: "models-message", "data-testid": "models-message"});
   const rollbackBtn = h("button", {class: "btn", type: "button", id: "rollback", "data-testid": "rollback",
-    text: "Roll back", title: "Serve the previously promoted version again"});
+    text: "Roll back", title: "Serve the previously promoted version of the default drawing model again"});
   const serving = h("p", {class: "muted", id: "models-serving"});
   const list = h("div", {class: "model-list", id: "models-list"});
   root.append(
@@ -1210,9 +1210,10 @@ async function viewModels(ctx, root, focusText) {
   async function load() {
     const versions = await api("/models");
     if (!ctx.alive()) return;
-    const active = versions.find((v) => v.active);
+    const active = versions.filter((v) => v.active);
     const ensemble = versions.filter((v) => v.in_ensemble);
-    serving.textContent = (active ? `Serving ${active.name} ${active.version}.` : "Serving the bundled model.") +
+    serving.textContent = (active.length ? `Serving ${active.map((v) => `${v.name} ${v.version}`).join(", ")}` +
+      "; the bundled version of every other model." : "Serving the bundled models.") +
       (ensemble.length ? ` ${ensemble.length} version${ensemble.length === 1 ? "" : "s"} in the ensemble.` : "");
     if (!versions.length) {
       list.replaceChildren(h("div", {class: "empty card"},
@@ -1255,10 +1256,20 @@ async function viewModels(ctx, root, focusText) {
       disabled: v.active, text: v.active ? "Serving" : "Promote"});
     promote.addEventListener("click", () => act(promote, `/models/${v.id}/promote`, undefined,
       () => `${v.name} ${v.version} is promoted.`));
-    const ens = h("button", {class: "btn btn-small", type: "button", "data-action": "ensemble",
-      text: v.in_ensemble ? "Remove from ensemble" : "Add to ensemble"});
-    ens.addEventListener("click", () => act(ens, `/models/${v.id}/ensemble`, {in_ensemble: !v.in_ensemble},
+    // Only CycleGAN versions make an ensemble; a doodle encoder's variations are its palettes.
+    const ens = v.kind.startsWith("cyclegan") || v.in_ensemble
+      ? h("button", {class: "btn btn-small", type: "button", "data-action": "ensemble",
+          text: v.in_ensemble ? "Remove from ensemble" : "Add to ensemble"})
+      : null;
+    if (ens) ens.addEventListener("click", () => act(ens, `/models/${v.id}/ensemble`, {in_ensemble: !v.in_ensemble},
       () => (v.in_ensemble ? `${v.version} left the ensemble.` : `${v.version} joined the ensemble.`)));
+    const back = v.active
+      ? h("button", {class: "btn btn-small", type: "button", "data-action": "rollback",
+          text: "Roll back", title: `Serve the version of ${v.name} promoted before this one`})
+      : null;
+    if (back) back.addEventListener("click", () => act(back, `/models/rollback?name=${encodeURIComponent(v.name)}`,
+      undefined, (out) => (out.promoted ? `Rolled back: ${out.promoted.name} ${out.promoted.version} serves again.`
+        : `Rolled back: the bundled ${v.name} serves again.`)));
     return h("article", {class: `card model-card${v.active ? " is-active" : ""}`, "data-model-id": v.id,
         "data-testid": "model-card"},
       h("header", {class: "model-head"},
@@ -1283,7 +1294,7 @@ async function viewModels(ctx, root, focusText) {
             ? h("img", {class: "sample pixelated", loading: "lazy", alt: `Samples of ${v.name} ${v.version}`,
                 src: `${API}/models/${v.id}/samples`, "data-testid": "model-samples"})
             : h("p", {class: "placeholder", text: "No sample grid."}))),
-      h("footer", {class: "model-actions"}, promote, ens));
+      h("footer", {class: "model-actions"}, promote, ens, back));
   }
 
   rollbackBtn.addEventListener("click", () => act(rollbackBtn, "/models/rollback", undefined,

@@ -25,11 +25,11 @@ from training.doodle.evaluate import (
     RealReference,
     controlled_edits,
     evaluate_faces,
-    evaluate_painter,
     heldout_doodles,
     heldout_faces,
     side_by_side,
 )
+from training.doodle.measure import DoodleReader
 
 log = logging.getLogger(__name__)
 
@@ -72,48 +72,118 @@ def random_faces(prior: Path, n: int, psi: float, seed: int = 5) -> np.ndarray:
 
 
 def evaluate_drawing_models(folders: list[Path], prior: Path, data_dir: Path, out: Path, *,
-                            providers: list[str] | None = None, doodles: int = 400) -> dict:
+                            providers: list[str] | None = None, doodles: int = 400,
+                            cache_dir: Path | None = None) -> dict:
+    """Every row measured on the same held-out doodles and faces: see the module's docstring.
+    ``cache_dir`` keeps the evaluation's doodle reader between runs."""
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     ref, cmp_ = heldout_faces(data_dir)
     real = RealReference.of(ref, cmp_)
     held = heldout_doodles(data_dir, doodles)
+    readings = DoodleReader(cache_dir).read(held)
     results: dict[str, dict] = {}
     shown: dict[str, np.ndarray] = {}
     for folder in folders:
         for row, (paint, edit_paint) in _painters(Path(folder), providers).items():
             log.info("measuring %s", row)
             faces = paint(held)
-            from training.doodle.evaluate import matching, realism_and_diversity
-
-            r = {**realism_and_diversity(faces, real), **matching(held, faces)}
+            r = evaluate_faces(faces, held, real, readings)
             r["edits"] = controlled_edits(edit_paint, grid_dir=out / "edits", label=row)
             results[row] = r
             shown[row] = faces[:12]
     for psi in (0.7, 1.0):
         faces = random_faces(prior, len(held), psi)
-        results[f"random StyleGAN faces, psi {psi}"] = evaluate_faces(faces, held, real)
+        results[f"random StyleGAN faces, psi {psi}"] = evaluate_faces(faces, held, real, readings)
         shown[f"random psi {psi}"] = faces[:12]
-    results["real anime faces (second held-out set)"] = evaluate_faces(cmp_, held, real)
+    results["real anime faces (second held-out set)"] = evaluate_faces(cmp_, held, real, readings)
     side_by_side(held, shown, out / "side_by_side.png")
     summary = {"doodles": len(held), "real_reference": len(ref), "real_second_set": len(cmp_),
-               "floor": real.floor, "wall_s": round(time.perf_counter() - t0, 1), "rows": results}
+               "floor": real.floor, "wall_s": round(time.perf_counter() - t0, 1),
+               "rows_in_side_by_side": ["the drawings", *shown], "rows": results}
     (out / "drawing_eval.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "drawing_eval.md").write_text(table(results))
     return summary
 
 
+FOLLOW_COLUMNS = (("follow_tilt", "tilt"), ("follow_long", "long"), ("follow_face_fraction", "face size"),
+                  ("follow_eye_size", "eyes"), ("follow_mouth_open", "mouth"), ("match_top1_attributes", "match top-1"))
+
+
+def _cells(r: dict, columns) -> str:
+    return " | ".join(f"{r[k]:.2f}" if k in r else "–" for k, _ in columns)
+
+
 def table(results: dict[str, dict]) -> str:
-    head = "| model | " + " | ".join(label for _, label in COLUMNS) + " |\n"
-    head += "|---|" + "---:|" * len(COLUMNS) + "\n"
-    rows = "".join("| " + name + " | " + " | ".join(f"{r[k]:.2f}" if k in r else "–" for k, _ in COLUMNS) + " |\n"
-                   for name, r in results.items())
+    """Three markdown tables: realism, diversity and edge matching; following the drawing (the
+    evaluation reader's attributes against the face measurements); the controlled edits."""
+    head = "| model | " + " | ".join(label for _, label in COLUMNS) + " |\n|---|" + "---:|" * len(COLUMNS) + "\n"
+    rows = "".join(f"| {name} | {_cells(r, COLUMNS)} |\n" for name, r in results.items())
+    follow = ("\n| model | follow: " + " | ".join(label for _, label in FOLLOW_COLUMNS) + " |\n|---|"
+              + "---:|" * len(FOLLOW_COLUMNS) + "\n")
+    follow += "".join(f"| {name} | {_cells(r, FOLLOW_COLUMNS)} |\n" for name, r in results.items())
     edit_names = list(EDITS)
-    edits = "\n| model | " + " | ".join(edit_names) + " | tilt: roll change |\n|---|" + "---:|" * (len(edit_names) + 1) + "\n"
+    edits = ("\n| model | " + " | ".join(f"{n} (change ratio / agreement)" for n in edit_names)
+             + " | tilt: roll change |\n|---|" + "---:|" * (len(edit_names) + 1) + "\n")
     for name, r in results.items():
         if "edits" not in r:
             continue
         e = r["edits"]
-        edits += "| " + name + " | " + " | ".join(f"{e[n]['change_ratio']:.2f}" for n in edit_names)
-        edits += f" | {e['tilt left -> right'].get('roll_deg', float('nan')):+.0f}° |\n"
-    return head + rows + edits
+        edits += "| " + name + " | " + " | ".join(f"{e[n]['change_ratio']:.1f} / {e[n]['agreement']:.2f}" for n in edit_names)
+        roll = e["tilt left -> right"]["measure_change"]
+        edits += f" | {roll:+.0f}° |\n"
+    return head + rows + follow + edits
+
+
+# -- the registry's evaluator and report of the doodle_encoder kind ------------------------------
+
+def encoder_sampler(folder: Path, manifest: ModelManifest, *, seed: int = 0, data_dir: Path | None = None,
+                    providers: list[str] | None = None, threads: int = 0):
+    """FID / KID samples: the faces of the held-out real doodles, variation after variation (the
+    drawing's own colours, then the palettes), as the CycleGAN's are member after member."""
+    from core.doodle_model import DoodleFaceModel
+    from training.data import load_quickdraw
+    from training.evaluate import Sampler
+
+    if data_dir is None:
+        raise ValueError("a drawing model is measured on the held-out doodles of the data folder: pass data_dir")
+    model = DoodleFaceModel(folder, providers or ["CPUExecutionProvider"], threads)
+    doodles = load_quickdraw(Path(data_dir), "holdout")
+    variations = len(model.members)
+    order = [(v, i) for v in range(variations) for i in range(len(doodles))]
+    pos = 0
+
+    def sample(n: int) -> np.ndarray:
+        nonlocal pos
+        chunk, pos = order[pos: pos + n], pos + n
+        out = [model.paint(doodles[[i for v2, i in chunk if v2 == v]], variations=v + 1)[:, v]
+               for v in sorted({v for v, _ in chunk})]
+        return np.concatenate(out) if out else np.zeros((0, 1, 1, 3), np.uint8)
+
+    return Sampler(sample, len(order), f"{len(doodles)} held-out Quick, Draw! doodles x {variations} colourings")
+
+
+def encoder_report(run_dir: Path, model_dir: Path, out: Path, *, data_dir: Path, columns: int = 16) -> dict:
+    """A doodle encoder run's figures: loss curves, a held-out grid (drawing, its face, the face
+    at follow 1, two palettes), the controlled-edit grids, and the R2 of every attribute."""
+    from core.doodle_model import DoodleFaceModel
+    from training.report import _loss_rows, _plot_panels
+
+    run_dir, model_dir, out = Path(run_dir), Path(model_dir), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = _loss_rows(run_dir)
+    walks = tuple(sorted({k for r in rows for k in r if k.startswith("walk_")}))
+    _plot_panels(rows, [("walks of the prior", walks), ("encoder", ("loss", "attributes", "yes_no"))],
+                 out / "loss_curves.png", 5)
+    model = DoodleFaceModel(model_dir, ["CPUExecutionProvider"])
+    held = heldout_doodles(data_dir, 2 * columns)
+    for k, part in enumerate((held[:columns], held[columns:])):
+        faces = model.paint(part, variations=3)
+        side_by_side(part, {"own colours": faces[:, 0], "palette 1": faces[:, 1], "palette 2": faces[:, 2],
+                            "follow 1": model.paint(part, follow=1.0)[:, 0]},
+                     out / f"holdout_grid{'' if k == 0 else '_2'}.png", count=columns)
+    edits = controlled_edits(lambda b: model.paint(b, seed=0)[:, 0], grid_dir=out / "edits", label=model.name)
+    final = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
+    made = {**final, **{f"edit {n}: change ratio": e["change_ratio"] for n, e in edits.items()}}
+    (out / "report.json").write_text(json.dumps(made, indent=2) + "\n")
+    return made

@@ -38,7 +38,7 @@ from training.doodle.encoder import DoodleEncoder, EncoderGraph, IdentityHead
 from training.doodle.faces import faces_from_codes, walk_coefficients
 from training.prior.directions import WALKS, learn_walk
 from training.prior.from_onnx import generator_from_export
-from training.progress import Progress, ProgressCallback, TrainingCancelled
+from core.progress import Progress, ProgressCallback, TrainingCancelled
 from training.runinfo import record_session
 from training.train_cyclegan import _atomic_save, _drop_log_after, seed_everything
 

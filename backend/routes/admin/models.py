@@ -15,6 +15,7 @@ from backend.db import crud
 from backend.db.models import ModelVersion
 from backend.deps import AdminDep, DbDep, SettingsDep
 from backend.jobs import service
+from core.kinds import Ref, kind_of_manifest
 from core.manifest import ModelIntegrityError, ModelManifest
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
@@ -71,13 +72,19 @@ def _check_files(v: ModelVersion) -> None:
         raise HTTPException(status_code=409, detail=f"model version {v.id} failed its file check and was refused: {exc}") from None
 
 
-def _apply(request: Request) -> dict[str, Any]:
+def _apply(request: Request, name: str) -> dict[str, Any]:
     """Load the new choice in this process now (others pick it up on their next poll)."""
     watcher = getattr(request.app.state, "watcher", None)
     if watcher is None:
         return {"loaded_here": False}
-    loaded = watcher.check()
-    return {"loaded_here": loaded, "serving_error": None if loaded else request.app.state.store.error}
+    loaded = name in watcher.check()
+    return {"loaded_here": loaded, "serving_error": None if loaded else request.app.state.store.errors.get(name)}
+
+
+def _drawing_model(v: ModelVersion, settings) -> None:
+    if v.name not in settings.drawing_models:
+        raise HTTPException(status_code=422, detail=f"{v.name} models cannot serve the drawing endpoint "
+                                                    f"(it serves {', '.join(settings.drawing_models)})")
 
 
 @router.get("/models", summary="Model versions, newest first.")
@@ -93,36 +100,44 @@ def model_samples(version_id: int, admin: AdminDep, db: DbDep) -> FileResponse:
     return FileResponse(path, media_type="image/png")
 
 
-@router.post("/models/{version_id}/promote", summary="Serve this version on the drawing endpoint.")
+@router.post("/models/{version_id}/promote", summary="Serve this version of its drawing model.")
 def promote(version_id: int, request: Request, admin: AdminDep, db: DbDep, settings: SettingsDep) -> dict[str, Any]:
     v = _version(db, version_id)
-    if v.name != settings.default_model:
-        raise HTTPException(status_code=422, detail=f"{v.name} models cannot serve the drawing endpoint "
-                                                    f"(it serves {settings.default_model} versions)")
+    _drawing_model(v, settings)
     _check_files(v)
     crud.set_active_model_version(db, version_id=v.id)
-    return {"promoted": version_out(v).model_dump(mode="json"), **_apply(request)}
+    return {"promoted": version_out(v).model_dump(mode="json"), **_apply(request, v.name)}
 
 
-@router.post("/models/rollback", summary="Serve the previously promoted version again.")
-def rollback(request: Request, admin: AdminDep, db: DbDep, settings: SettingsDep) -> dict[str, Any]:
-    previous = crud.previous_model_version(db, name=settings.default_model)
+@router.post("/models/rollback", summary="Serve the previously promoted version of a drawing model again.")
+def rollback(request: Request, admin: AdminDep, db: DbDep, settings: SettingsDep,
+             name: str | None = None) -> dict[str, Any]:
+    """``name``: the drawing model to roll back (default: the default model)."""
+    name = name or settings.default_model
+    if name not in settings.drawing_models:
+        raise HTTPException(status_code=422, detail=f"unknown drawing model {name!r}; "
+                                                    f"the drawing models are {', '.join(settings.drawing_models)}")
+    previous = crud.previous_model_version(db, name=name)
     if previous is not None:
         _check_files(previous)  # a damaged earlier version is refused; the current one keeps serving
     try:
-        served = crud.rollback_model_version(db, name=settings.default_model)
+        served = crud.rollback_model_version(db, name=name)
     except ValueError as exc:
         raise HTTPException(status_code=409, detail=f"the bundled model is serving: {exc}") from None
-    return {"promoted": version_out(served).model_dump(mode="json") if served else None, **_apply(request)}
+    return {"promoted": version_out(served).model_dump(mode="json") if served else None, **_apply(request, name)}
 
 
 @router.post("/models/{version_id}/ensemble", summary="Add this version's members to the served ensemble, or take them out.")
-def ensemble(version_id: int, body: EnsembleIn, request: Request, admin: AdminDep, db: DbDep) -> dict[str, Any]:
+def ensemble(version_id: int, body: EnsembleIn, request: Request, admin: AdminDep, db: DbDep,
+             settings: SettingsDep) -> dict[str, Any]:
     v = _version(db, version_id)
     if body.in_ensemble:
+        _drawing_model(v, settings)
         _check_files(v)
+        if kind_of_manifest(ModelManifest.load(Path(v.folder)).kind).runtime != Ref("core.runtime:Ensemble"):
+            raise HTTPException(status_code=422, detail=f"{v.name} is not an ensemble: only CycleGAN versions join one")
     crud.set_model_in_ensemble(db, version_id=v.id, in_ensemble=body.in_ensemble)
-    return {"version": version_out(v).model_dump(mode="json"), **_apply(request)}
+    return {"version": version_out(v).model_dump(mode="json"), **_apply(request, v.name)}
 
 
 @router.post("/models/{version_id}/evaluate", status_code=202,
