@@ -99,8 +99,11 @@ class ModelOut(BaseModel):
     kind: str
     version: str
     serving: bool
+    draws_from: Literal["drawing", "seed"] = Field(
+        "drawing", description="drawing: a drawing model (POST /api/v1/translate); seed: the random-face model "
+                               "(POST /api/v1/faces/...), which makes faces from seeds.")
     image_size: int
-    raster_size: int
+    raster_size: int | None = Field(None, description="Side of the doodle bitmap a drawing model reads.")
     members: list[MemberOut]
     providers: list[str]
     metrics: dict[str, float]

@@ -16,6 +16,7 @@ the server; on a 2-core machine that is part of what is measured.
 
     python benchmarks/bench_http.py --quick
     python benchmarks/bench_http.py --concurrency 1,8 --requests 200
+    python benchmarks/bench_http.py --model-dir models/doodle_encoder --page --name http_page_doodle_encoder
 """
 
 from __future__ import annotations
@@ -184,9 +185,17 @@ async def _load(base_url: str, bodies: list[bytes], n: int, concurrency: int, wa
     }
 
 
+def request_body(strokes: list, *, size: int, page: bool) -> bytes:
+    """One request: the drawing page's own (every variation, as JSON with base64 PNGs) or a plain
+    API call for one PNG."""
+    if page:
+        return json.dumps({"strokes": strokes, "size": size, "member": "all", "response": "json"}).encode()
+    return json.dumps({"strokes": strokes, "size": size, "member": 0, "response": "png"}).encode()
+
+
 def run(*, model_dir: Path = DEFAULT_MODEL_DIR, quick: bool = False, threads: int | None = None,
-        concurrency: tuple[int, ...] = (1, 8), requests: int | None = None, size: int = 256,
-        warmup: int | None = None, seed: int = 0) -> dict[str, Any]:
+        concurrency: tuple[int, ...] = (1, 8), requests: int | None = None, size: int | None = None,
+        warmup: int | None = None, seed: int = 0, page: bool = False) -> dict[str, Any]:
     from core.manifest import ModelManifest
 
     threads = threads or os.cpu_count() or 1
@@ -194,11 +203,15 @@ def run(*, model_dir: Path = DEFAULT_MODEL_DIR, quick: bool = False, threads: in
     warmup = warmup if warmup is not None else (2 if quick else 10)
     manifest = ModelManifest.load(Path(model_dir))
     drawings = face_drawings(32 if not quick else 8, seed=seed)
-    bodies = [json.dumps({"strokes": d, "size": size, "member": 0, "response": "png"}).encode() for d in drawings]
+    # The page asks for faces at the model's own size (the browser scales them up); an API call
+    # for one PNG at 256 px unless told otherwise.
+    size = size or (manifest.output.image_size if page else 256)
+    bodies = [request_body(d, size=size, page=page) for d in drawings]
     result: dict[str, Any] = {
         "quick": quick,
         "model_dir": rel(Path(model_dir)),
-        "params": {"concurrency": list(concurrency), "requests_per_level": n, "warmup_per_level": warmup,
+        "params": {"request": "page: every variation, JSON" if page else "one PNG", "concurrency": list(concurrency),
+                   "requests_per_level": n, "warmup_per_level": warmup,
                    "output_size": size, "distinct_drawings": len(bodies),
                    "body_bytes_mean": round(sum(map(len, bodies)) / len(bodies)), "server_intra_op_threads": threads,
                    "server": "uvicorn, 1 worker", "client": "httpx.AsyncClient, one thread"},
@@ -239,19 +252,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", default="1,8", help="concurrency levels, comma separated (default 1,8)")
     parser.add_argument("--requests", type=int, help="timed requests per level (default 200, quick 8)")
     parser.add_argument("--warmup", type=int, help="untimed requests before each level (default 10, quick 2)")
-    parser.add_argument("--size", type=int, default=256, help="side of the returned PNG (default 256, the API's)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="side of the returned PNG (default 256; with --page the model's own size)")
+    parser.add_argument("--page", action="store_true",
+                        help="send the drawing page's request (every variation, JSON) instead of one PNG")
+    parser.add_argument("--name", default=NAME, help=f"results file name under benchmarks/results (default {NAME})")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     before = machine()
     try:
         result = run(model_dir=args.model_dir, quick=args.quick, threads=args.threads,
                      concurrency=tuple(int(c) for c in args.concurrency.split(",")), requests=args.requests,
-                     size=args.size, warmup=args.warmup, seed=args.seed)
+                     size=args.size, warmup=args.warmup, seed=args.seed, page=args.page)
     except RuntimeError as exc:
-        write_result(NAME, {"machine": before, "quick": args.quick, "error": str(exc)})
+        write_result(args.name, {"machine": before, "quick": args.quick, "error": str(exc)})
         print(f"http: {exc}", file=sys.stderr)
         return 1
-    path = write_result(NAME, {"machine": before, **result})
+    path = write_result(args.name, {"machine": before, **result})
     print_summary(result)
     print(f"  written: {rel(path)}")
     return 0

@@ -13,7 +13,10 @@ const API_MODELS = "api/v1/models";
 const LOGICAL = 1000;
 const BRUSH = { small: 9, medium: 18, large: 32 }; // line width in paper units (display only)
 const MIN_STEP = 1.5; // paper units between two recorded points
-const OUTPUT_SIZE = 256;
+// Faces come at the model's own size (64 px) and the browser scales them up on screen: a small
+// PNG is quick to make and to send. "Save picture" scales the shown face up to SAVE_SIZE.
+const DEFAULT_PREVIEW_SIZE = 256; // until the models list says the model's size
+const SAVE_SIZE = 512;
 const PREVIEW_DELAY_MS = 120; // a short pause, so a burst of undos sends one request
 const REQUEST_TIMEOUT_MS = 30000;
 const HISTORY_LIMIT = 300;
@@ -393,6 +396,7 @@ const preview = {
   selected: 0, // the member shown big
   members: null, // [{index, label}] of the serving model, when known
   controls: [], // what the serving model lets a kid change: "seed" (colours), "follow"
+  size: DEFAULT_PREVIEW_SIZE, // the side of the faces asked for: the serving model's own
   seed: null, // the colours asked for with "New colours" (null: the drawing's own)
 };
 
@@ -483,7 +487,7 @@ async function sendPreview() {
 }
 
 function translateBody() {
-  const body = { strokes: toRaw(doc.strokes), member: "all", size: OUTPUT_SIZE, response: "json" };
+  const body = { strokes: toRaw(doc.strokes), member: "all", size: preview.size, response: "json" };
   if (preview.controls.includes("follow")) body.follow = followValue();
   if (preview.controls.includes("seed") && preview.seed !== null) body.seed = preview.seed;
   return body;
@@ -662,17 +666,30 @@ el.variations.addEventListener("keydown", (e) => {
 function downloadSelected() {
   const im = preview.images.find((x) => x.member === preview.selected);
   if (!im) return;
-  const bytes = Uint8Array.from(atob(im.b64), (c) => c.charCodeAt(0));
-  const url = URL.createObjectURL(new Blob([bytes], { type: "image/png" }));
-  const a = document.createElement("a");
-  a.href = url;
-  a.download = "doodle2anime.png";
-  a.hidden = true;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10000);
-  say("Saved! Look for doodle2anime.png in your downloads.", "success");
+  // The face on screen, scaled up smoothly to SAVE_SIZE by the browser.
+  const picture = new Image();
+  picture.onload = () => {
+    const canvas = document.createElement("canvas");
+    canvas.width = canvas.height = Math.max(SAVE_SIZE, picture.naturalWidth);
+    const ctx = canvas.getContext("2d");
+    ctx.imageSmoothingEnabled = true;
+    ctx.imageSmoothingQuality = "high";
+    ctx.drawImage(picture, 0, 0, canvas.width, canvas.height);
+    canvas.toBlob((blob) => {
+      if (!blob) { say("Sorry, the picture could not be saved. Try again!", "error"); return; }
+      const url = URL.createObjectURL(blob);
+      const a = document.createElement("a");
+      a.href = url;
+      a.download = "doodle2anime.png";
+      a.hidden = true;
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+      say("Saved! Look for doodle2anime.png in your downloads.", "success");
+    }, "image/png");
+  };
+  picture.src = im.src;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -700,6 +717,7 @@ async function loadModels() {
     }
     preview.members = (serving.members || []).map((m) => ({ index: m.index, label: m.label }));
     preview.controls = serving.controls || [];
+    if (serving.image_size >= 28) preview.size = serving.image_size;
     el.controls.hidden = preview.controls.length === 0;
     el.newColours.hidden = !preview.controls.includes("seed");
     el.follow.closest("label").hidden = !preview.controls.includes("follow");

@@ -46,10 +46,14 @@ def test_health_and_ready(client):
     assert r.json()["providers"][0] in ("CPUExecutionProvider", "CUDAExecutionProvider")
 
 
-def test_models_lists_both_drawing_models_and_the_default(client):
-    models = {m["name"]: m for m in client.get("/api/v1/models").json()}
-    assert set(models) == {"doodle_encoder", "sketch2anime"}
-    assert all(m["serving"] for m in models.values())
+def test_models_lists_both_drawing_models_the_default_and_the_random_face_model(client):
+    listed = client.get("/api/v1/models").json()
+    assert listed[0]["name"] == "doodle_encoder"  # the default first
+    models = {m["name"]: m for m in listed}
+    assert set(models) == {"doodle_encoder", "sketch2anime", "anime_faces"}
+    assert models["anime_faces"]["draws_from"] == "seed" and not models["anime_faces"]["default"]
+    models.pop("anime_faces")
+    assert all(m["serving"] and m["draws_from"] == "drawing" and m["raster_size"] == 28 for m in models.values())
     assert models["doodle_encoder"]["default"] and not models["sketch2anime"]["default"]
     assert models["doodle_encoder"]["controls"] == ["seed", "follow"] and models["sketch2anime"]["controls"] == []
     assert len(models["doodle_encoder"]["members"]) == 3 and len(models["sketch2anime"]["members"]) >= 1

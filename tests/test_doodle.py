@@ -49,6 +49,20 @@ def test_the_prior_read_back_from_onnx_paints_what_onnx_runtime_paints():
         assert np.abs(G.synthesis(torch.from_numpy(ws), noise_mode="const").numpy() - want).max() > 1e-3
 
 
+def test_the_shipped_prior_weights_are_the_exported_ones():
+    """models/anime_faces/generator.safetensors (kept for fine-tuning) holds the weights its ONNX
+    graphs run."""
+    from safetensors.torch import load_file
+
+    from training.prior.from_onnx import generator_from_export
+
+    G = generator_from_export(PRIOR)
+    saved = load_file(PRIOR / "generator.safetensors")
+    want = G.state_dict()
+    assert set(saved) == set(want)
+    assert all(torch.equal(saved[k], want[k]) for k in want)
+
+
 def test_a_walk_learns_to_do_its_edit():
     from training.prior.directions import WALKS, learn_walk
     from training.prior.from_onnx import generator_from_export

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from PIL import Image
 
 from backend.deps import ApiClientDep, SettingsDep, StoreDep
+from backend.routes.faces import face_model
 from backend.schemas import MemberOut, ModelOut, TranslatedImage, TranslateRequest, TranslateResponse
 from core.manifest import ModelIntegrityError, ModelManifest, SketchInput
 from core.runtime import DrawingModel, MemberInfo
@@ -40,10 +41,11 @@ def _model_out(m: ModelManifest, *, serving: DrawingModel | None, default: bool,
     )
 
 
-@router.get("/models", tags=["models"], summary="The drawing models, which serve, and which is the default.")
+@router.get("/models", tags=["models"], summary="The drawing models (which serve, which is the default) and the random-face model.")
 def list_models(store: StoreDep, settings: SettingsDep) -> list[ModelOut]:
     """Every drawing model the server is set to serve (the default first): the version that
-    serves it, or, when none does, its bundled folder and why it is not serving."""
+    serves it, or, when none does, its bundled folder and why it is not serving; then the
+    random-face model (``draws_from: seed``), whose faces come from ``/api/v1/faces``."""
     out = []
     for name in dict.fromkeys([settings.default_model, *settings.drawing_models]):
         serving = store.get(name)
@@ -60,6 +62,14 @@ def list_models(store: StoreDep, settings: SettingsDep) -> list[ModelOut]:
             continue
         out.append(_model_out(manifest, serving=serving, default=name == settings.default_model,
                               error=None if serving is not None else store.errors.get(name)))
+    try:
+        _, faces = face_model(settings)
+    except HTTPException as exc:
+        log.info("no random-face model to list: %s", exc.detail)
+    else:
+        out.append(ModelOut(name=faces.name, kind=faces.kind, version=faces.version, serving=True, draws_from="seed",
+                            image_size=faces.output.image_size, members=[], providers=[], metrics=faces.metrics,
+                            created=faces.created))
     return out
 
 

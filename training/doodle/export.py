@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import logging
 import shutil
 from pathlib import Path
@@ -74,6 +75,8 @@ def export_encoder_run(run_dir: Path, out_dir: Path, *, name: str = "doodle_enco
     save_file({f"encoder.{k}": v.contiguous() for k, v in graph.encoder.state_dict().items()}
               | {f"identity.{k}": v.contiguous() for k, v in graph.identity.state_dict().items()},
               str(out_dir / "encoder.safetensors"), metadata={"config": json.dumps(config.model_dump(mode="json"))})
+    # safetensors writes through a private temporary file: give it the permissions of the other files
+    os.chmod(out_dir / "encoder.safetensors", 0o644)
 
     metrics = {}
     if (run_dir / "metrics.json").is_file():
