@@ -198,3 +198,27 @@ def test_an_encoder_made_for_another_prior_is_refused(tiny_export, tmp_path):
     prior_manifest.write_text(prior_manifest.read_text().replace('"version": "', '"version": "x', 1))
     with pytest.raises(ModelIntegrityError, match="another version"):
         DoodleFaceModel(models / "doodle_encoder", ["CPUExecutionProvider"])
+
+
+#: The shipped model's face for FACE (variation 0, pixels [30:33, 30:33]) when it was exported.
+PINNED = [[[176, 159, 134], [182, 169, 147], [181, 168, 146]],
+          [[179, 165, 142], [154, 140, 121], [192, 173, 150]],
+          [[196, 185, 163], [150, 134, 114], [183, 169, 147]]]
+FACE = [[[60, 40, 30, 40, 60, 90, 110, 100, 90, 60], [20, 30, 60, 90, 100, 95, 70, 40, 25, 20]],
+        [[50, 52], [50, 52]], [[80, 82], [50, 52]], [[45, 65, 85], [75, 85, 75]]]
+
+
+def test_the_shipped_model_reads_a_drawing_and_paints_what_it_painted_when_exported():
+    from core.doodle_model import DoodleFaceModel
+    from core.drawing import parse_strokes
+
+    model = DoodleFaceModel(ROOT / "models" / "doodle_encoder", ["CPUExecutionProvider"])
+    drawing = parse_strokes(FACE)
+    attributes, _ = model.encode(model.bitmap(drawing)[None])
+    read = dict(zip(model.spec.attributes, attributes[0]))
+    # a round, level face with an outline, dot eyes and a closed smile
+    assert abs(read["tilt"]) < 0.15 and abs(read["long"]) < 0.15 and read["outline"] > 0.9
+    assert read["eye_size"] < -2.0 and read["mouth_open"] < 0.1 and read["mouth_frown"] < 0.1
+    faces = model.translate(drawing, [0, 1, 2])
+    assert np.abs(faces[0][30:33, 30:33].astype(int) - np.array(PINNED)).max() <= 3
+    assert all(not np.array_equal(faces[0], f) for f in faces[1:])
