@@ -174,7 +174,7 @@ def encoder_report(run_dir: Path, model_dir: Path, out: Path, *, data_dir: Path,
     rows = _loss_rows(run_dir)
     walks = tuple(sorted({k for r in rows for k in r if k.startswith("walk_")}))
     _plot_panels(rows, [("walks of the prior", walks), ("encoder", ("loss", "attributes", "yes_no"))],
-                 out / "loss_curves.png", 5)
+                 out / "loss_curves.png", 1)  # every row is already a mean over log_every steps
     model = DoodleFaceModel(model_dir, ["CPUExecutionProvider"])
     held = heldout_doodles(data_dir, 2 * columns)
     for k, part in enumerate((held[:columns], held[columns:])):
