@@ -66,10 +66,10 @@ class ModelStore:
              extra_folders: list[Path] | None = None, *, name: str | None = None,
              models_dir: Path | None = None) -> DrawingModel:
         """Load and verify a model (the runtime of its manifest's kind); only when that succeeds
-        does it replace the current one of its name (``name``, default the manifest's)."""
+        does it replace the current one of its name (``name``, default: the default model's)."""
         model = open_drawing_model(folder, providers, intra_op_threads, extra_folders=extra_folders,
                                    models_dir=models_dir)
-        key = name or model.name
+        key = name or self.default
         with self._lock:
             self._current[key] = model
             self.errors.pop(key, None)

@@ -281,10 +281,10 @@ def test_new_job_form_runs_a_job_live_to_a_model(page, browser, deployment):
     expect(card.locator('[data-action="ensemble"]')).to_have_text("Remove from ensemble")
     expect(page.locator("#models-message")).to_be_hidden()
     shot(page, "models")
-    page.click("#rollback")
+    card.locator('[data-action="rollback"]').click()  # this model's roll back
     expect(card.locator('[data-testid="badge-active"]')).to_have_count(0)
     expect(page.locator("#models-serving")).to_contain_text("bundled")
-    page.click("#rollback")
+    page.click("#rollback")  # the default drawing model's: nothing was promoted
     expect(page.locator("#models-message")).to_be_visible()
     expect(page.locator("#models-message")).to_contain_text("nothing to roll back")
 
