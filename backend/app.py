@@ -23,7 +23,7 @@ from backend.jobs import service
 from backend.routes import faces, health, translate
 from backend.routes.admin import api_keys, datasets, jobs, models, queue
 from backend.routes.admin import auth as admin_auth
-from backend.serving import ModelStore, ServingWatcher, load_bundled
+from backend.serving import ModelStore, ServingWatcher
 from backend.settings import PROJECT_ROOT, Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -34,33 +34,35 @@ ROUTERS = (admin_auth.router, jobs.router, models.router, queue.router, api_keys
            faces.router, health.router, translate.router)
 
 
-def _open_database(app: FastAPI, settings: Settings) -> bool:
-    """Migrate the database, make the session factory and the first admin; False when it fails."""
+def _open_database(app: FastAPI, settings: Settings, *, quiet: bool = False) -> bool:
+    """Migrate the database, make the session factory and the first admin; False when it fails
+    (``quiet``: a retry, logged at debug level so a long outage does not flood the log). The
+    routes see the database (``app.state.Session``) only once all of that is done."""
     try:
         upgrade_database(settings.database_url)
         engine = make_engine(settings.database_url)
-        app.state.engine = engine
-        app.state.Session = make_sessionmaker(engine)
-        app.state.db_error = None
+        Session = make_sessionmaker(engine)
+        if settings.admin_username and settings.admin_password:
+            with Session() as session:
+                try:
+                    crud.create_admin(session, username=settings.admin_username, password=settings.admin_password)
+                    log.info("created the admin %r from the settings", settings.admin_username)
+                except ValueError:
+                    pass  # exists already
     except Exception as exc:  # noqa: BLE001 - drawing must keep working without the database
         app.state.db_error = str(exc)
-        log.error("the database at %s is not available; the admin API is off: %s",
-                  make_url_safe(settings.database_url), exc)
+        log.log(logging.DEBUG if quiet else logging.ERROR,
+                "the database at %s is not available; the admin API is off until it is: %s",
+                make_url_safe(settings.database_url), exc)
         return False
     try:
-        with app.state.Session() as session:
+        with Session() as session:
             added = register_builtin(session, settings.data_dir, settings.datasets_dir)
         if added:
             log.info("registered built-in data sets: %s", ", ".join(added))
     except Exception:  # noqa: BLE001 - a missing data folder must not stop the app
         log.exception("could not register the built-in data sets")
-    if settings.admin_username and settings.admin_password:
-        with app.state.Session() as session:
-            try:
-                crud.create_admin(session, username=settings.admin_username, password=settings.admin_password)
-                log.info("created the admin %r from the settings", settings.admin_username)
-            except ValueError:
-                pass  # exists already
+    app.state.engine, app.state.Session, app.state.db_error = engine, Session, None
     return True
 
 
@@ -74,20 +76,38 @@ def make_url_safe(url: str) -> str:
         return "(unparseable URL)"
 
 
+async def _keep_up(app: FastAPI, settings: Settings) -> None:
+    """Every few seconds: reconnect the database if it is not there, then see which models
+    should serve (a promotion, or a damaged file restored)."""
+    watcher: ServingWatcher = app.state.watcher
+    interval = settings.model_poll_s if settings.model_poll_s > 0 else settings.db_retry_s
+    while True:
+        await asyncio.sleep(min(interval, settings.db_retry_s) if app.state.Session is None else interval)
+        try:
+            if app.state.Session is None:
+                if not await asyncio.to_thread(_open_database, app, settings, quiet=True):
+                    continue
+                watcher.Session = app.state.Session
+                log.info("the database is back: the admin API is on")
+            await asyncio.to_thread(watcher.check)
+        except Exception:  # noqa: BLE001 - a hiccup must not stop serving
+            log.exception("could not check which models should serve")
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        database = await asyncio.to_thread(_open_database, app, settings)
+        # Without a database the bundled models serve, and the admin API answers 503 until the
+        # database comes back (``_keep_up`` reconnects).
+        watcher = ServingWatcher(app.state.store, app.state.Session if database else None, settings)
+        app.state.watcher = watcher
+        await asyncio.to_thread(watcher.check)
         poller = None
-        if _open_database(app, settings):
-            watcher = ServingWatcher(app.state.store, app.state.Session, settings)
-            app.state.watcher = watcher
-            await asyncio.to_thread(watcher.check)
-            if settings.model_poll_s > 0:
-                poller = asyncio.create_task(watcher.run(settings.model_poll_s))
-        else:  # no database: the bundled models serve, and the admin API answers 503
-            await asyncio.to_thread(load_bundled, app.state.store, settings)
+        if settings.model_poll_s > 0 or not database:
+            poller = asyncio.create_task(_keep_up(app, settings))
         try:
             yield
         finally:

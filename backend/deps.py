@@ -29,7 +29,9 @@ def _db(request: Request) -> Iterator[Session]:
     """A session for the request; 503 when the database is not available."""
     Session = request.app.state.Session
     if Session is None:
-        raise HTTPException(status_code=503, detail=f"the database is not available: {request.app.state.db_error}")
+        # what went wrong (host, port, driver) is in the log, not in a public answer
+        raise HTTPException(status_code=503, detail="the database is not available; try again in a little while",
+                            headers={"Retry-After": str(round(request.app.state.settings.db_retry_s))})
     with Session() as session:
         yield session
 

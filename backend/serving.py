@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -85,72 +85,114 @@ class ServingChoice:
     folder: Path
     version_id: int | None
     extra_folders: tuple[Path, ...] = ()
+    label: str = ""   # how logs and errors name it: "sketch2anime v3", "the bundled sketch2anime"
 
     @property
     def key(self) -> tuple:
         return (self.name, str(self.folder), self.version_id, tuple(str(f) for f in self.extra_folders))
 
+    def files_signature(self) -> tuple:
+        """The size and modification time of every file of the choice: a refused choice is tried
+        again only when this changes (an operator restored a file), not on every poll."""
+        out = []
+        for folder in (self.folder, *self.extra_folders):
+            try:
+                out += [(str(p), st.st_size, st.st_mtime_ns) for p in sorted(folder.iterdir())
+                        if p.is_file() and (st := p.stat())]
+            except OSError:
+                out.append((str(folder), None, None))
+        return tuple(out)
 
-def current_choice(session: Session, settings: Settings, name: str | None = None) -> ServingChoice:
+
+def bundled_choice(settings: Settings, name: str) -> ServingChoice:
+    return ServingChoice(name=name, folder=settings.models_dir / name, version_id=None,
+                         label=f"the bundled {name}")
+
+
+def current_choice(session: Session | None, settings: Settings, name: str | None = None) -> ServingChoice:
+    """The database's choice for ``name`` (default: the default model); the bundled folder when
+    no version is active, or when there is no database (``session`` None)."""
     name = name or settings.default_model
+    if session is None:
+        return bundled_choice(settings, name)
     active = crud.get_active_model_version(session, name=name)
+    if active is None:
+        extras = [v for v in crud.list_ensemble_versions(session) if v.name == name]
+        return replace(bundled_choice(settings, name), extra_folders=tuple(Path(v.folder) for v in extras))
     extras = [v for v in crud.list_ensemble_versions(session) if not v.active and v.name == name]
-    folder = Path(active.folder) if active is not None else settings.models_dir / name
-    return ServingChoice(name=name, folder=folder, version_id=active.id if active is not None else None,
-                         extra_folders=tuple(Path(v.folder) for v in extras))
-
-
-def load_bundled(store: ModelStore, settings: Settings) -> None:
-    """Without a database: every drawing model's bundled folder, each on its own."""
-    for name in settings.drawing_models:
-        folder = settings.models_dir / name
-        if name != settings.default_model and not folder.is_dir():
-            continue
-        try:
-            store.load(folder, settings.providers, settings.intra_op_threads, name=name, models_dir=settings.models_dir)
-        except (ModelIntegrityError, OSError, ValueError) as exc:
-            store.set_error(name, str(exc))
-            log.error("model %s is not serving: %s", name, exc)
+    return ServingChoice(name=name, folder=Path(active.folder), version_id=active.id,
+                         extra_folders=tuple(Path(v.folder) for v in extras), label=f"{name} {active.version}")
 
 
 class ServingWatcher:
-    """Keeps the store on the database's choice; ``check`` is one round, ``run`` loops."""
+    """Keeps the store on the database's choice (or on the bundled models while there is no
+    database: ``Session`` None); ``check`` is one round, ``run`` loops.
 
-    def __init__(self, store: ModelStore, Session: sessionmaker, settings: Settings):
+    A choice that fails its check is refused: what served before keeps serving, or, when nothing
+    served under that name, the bundled model does (the last good model). The store's error for
+    the name says what was refused and what serves instead. A refused choice is tried again when
+    its files change on disk, so restoring a damaged file needs no restart."""
+
+    def __init__(self, store: ModelStore, Session: sessionmaker | None, settings: Settings):
         self.store = store
         self.Session = Session
         self.settings = settings
-        self.loaded: dict[str, tuple] = {}    # name -> key of what serves under it
-        self.refused: dict[str, tuple] = {}   # name -> key of the last choice refused
+        self.loaded: dict[str, ServingChoice] = {}          # name -> what serves under it
+        self.refused: dict[str, tuple[tuple, tuple]] = {}   # name -> (key, files signature) refused
 
-    def load(self, choice: ServingChoice) -> bool:
-        """Load ``choice`` into the store; False (and the old model keeps serving) when refused."""
+    def _try(self, choice: ServingChoice) -> str | None:
+        """Load ``choice``; None when it serves, else why it was refused."""
         try:
             self.store.load(choice.folder, self.settings.providers, self.settings.intra_op_threads,
                             extra_folders=list(choice.extra_folders), name=choice.name,
                             models_dir=self.settings.models_dir)
         except (ModelIntegrityError, OSError, ValueError) as exc:
-            self.refused[choice.name] = choice.key
-            if self.store.get(choice.name) is None:
-                self.store.set_error(choice.name, str(exc))
-            log.error("model %s refused, the previous one keeps serving: %s", choice.folder, exc)
-            return False
-        self.loaded[choice.name] = choice.key
-        self.refused.pop(choice.name, None)
-        log.info("serving %s as %s (version id %s, %d extra ensemble folders)",
-                 choice.folder, choice.name, choice.version_id, len(choice.extra_folders))
-        return True
+            return str(exc)
+        self.loaded[choice.name] = choice
+        log.info("serving %s from %s (%d extra ensemble folders)", choice.label or choice.name, choice.folder,
+                 len(choice.extra_folders))
+        return None
+
+    def load(self, choice: ServingChoice) -> bool:
+        """Load ``choice`` into the store; False when it is refused (see the class docstring)."""
+        why = self._try(choice)
+        if why is None:
+            self.refused.pop(choice.name, None)
+            self.store.set_error(choice.name, None)
+            return True
+        self.refused[choice.name] = (choice.key, choice.files_signature())
+        what = choice.label or str(choice.folder)
+        current = self.loaded.get(choice.name) if self.store.get(choice.name) is not None else None
+        if current is None and choice.version_id is not None:
+            fallback = bundled_choice(self.settings, choice.name)
+            if self._try(fallback) is None:
+                current = fallback
+        if current is not None:
+            message = f"{what} was refused ({why}); {current.label or current.folder} keeps serving"
+        else:
+            message = f"{what} was refused and nothing serves {choice.name}: {why}"
+        self.store.set_error(choice.name, message)
+        log.error("%s", message)
+        return False
+
+    def choices(self) -> list[ServingChoice]:
+        if self.Session is None:
+            return [current_choice(None, self.settings, name) for name in self.settings.drawing_models]
+        with self.Session() as session:
+            return [current_choice(session, self.settings, name) for name in self.settings.drawing_models]
 
     def check(self) -> list[str]:
-        """One poll: load each drawing model's choice if it changed. Returns the names loaded
-        anew (empty when nothing changed or every change was refused)."""
-        with self.Session() as session:
-            choices = [current_choice(session, self.settings, name) for name in self.settings.drawing_models]
+        """One poll: load each drawing model's choice if it changed (or, refused before, if its
+        files changed). Returns the names whose choice was loaded anew."""
         loaded = []
-        for choice in choices:
+        for choice in self.choices():
             if choice.version_id is None and choice.name != self.settings.default_model and not choice.folder.is_dir():
                 continue  # a drawing model with neither a promoted version nor a bundled folder
-            if choice.key in (self.loaded.get(choice.name), self.refused.get(choice.name)):
+            current = self.loaded.get(choice.name)
+            if current is not None and current.key == choice.key and self.store.get(choice.name) is not None:
+                continue
+            refused = self.refused.get(choice.name)
+            if refused is not None and refused == (choice.key, choice.files_signature()):
                 continue
             if self.load(choice):
                 loaded.append(choice.name)

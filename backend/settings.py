@@ -105,6 +105,9 @@ class Settings(BaseSettings):
         "", description="The first admin, created at start-up when both admin_username and admin_password are set "
                         "and no admin of that name exists. Prefer doodle2anime admin create; there is no default password.")
     admin_password: str = Field("", repr=False, description="The first admin's password (see admin_username).")
+    db_retry_s: float = Field(5.0, ge=0.5, le=3600,
+                              description="Seconds between tries to reach the database while it is not there "
+                                          "(the drawing API keeps working meanwhile).")
     model_poll_s: float = Field(
         5.0, ge=0, description="Seconds between checks of which model version the database says should serve (0: never).")
 

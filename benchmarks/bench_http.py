@@ -138,6 +138,23 @@ class Server:
         self._tmp.cleanup()
 
 
+def _answer_elapsed_ms(r: httpx.Response) -> float | None | bool:
+    """The server's own time for a good answer (None when it does not say), False for a bad one:
+    a PNG (its X-Elapsed-Ms header), or the page's JSON with base64 PNGs (its elapsed_ms)."""
+    if r.status_code != 200:
+        return False
+    if r.content[:8] == PNG_MAGIC:
+        return float(r.headers["x-elapsed-ms"]) if "x-elapsed-ms" in r.headers else None
+    try:
+        body = r.json()
+    except ValueError:
+        return False
+    images = body.get("images") if isinstance(body, dict) else None
+    if not images or any(not im.get("png_base64") for im in images):
+        return False
+    return float(body["elapsed_ms"]) if "elapsed_ms" in body else None
+
+
 async def _load(base_url: str, bodies: list[bytes], n: int, concurrency: int, warmup: int) -> dict[str, Any]:
     """``n`` POSTs from ``concurrency`` workers sharing one connection pool; stats of the successes."""
     latencies: list[float] = []
@@ -162,12 +179,13 @@ async def _load(base_url: str, bodies: list[bytes], n: int, concurrency: int, wa
                 except httpx.HTTPError as exc:
                     errors[type(exc).__name__] += 1
                     continue
-                if r.status_code == 200 and r.content[:8] == PNG_MAGIC:
-                    latencies.append(dt)
-                    if "x-elapsed-ms" in r.headers:
-                        server_ms.append(float(r.headers["x-elapsed-ms"]) / 1000.0)
-                else:
+                elapsed_ms = _answer_elapsed_ms(r)
+                if elapsed_ms is False:
                     errors[f"http {r.status_code}"] += 1
+                    continue
+                latencies.append(dt)
+                if elapsed_ms is not None:
+                    server_ms.append(elapsed_ms / 1000.0)
 
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
