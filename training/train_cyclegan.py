@@ -51,7 +51,7 @@ class ImagePool:
 
     def query(self, batch: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         if self.size == 0:
-            return batch
+            return batch.detach()  # the discriminators' step must not reach back into the generators
         out = []
         for img in batch.detach():
             if len(self.images) < self.size:

@@ -33,7 +33,8 @@ class CycleGANConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    image_size: int = Field(64, ge=16, le=512, description="side of the images the networks see")
+    image_size: int = Field(64, ge=24, le=512, multiple_of=4,
+                            description="side of the images the networks see (a multiple of 4: the generator halves it twice)")
     raster_size: int = Field(28, ge=16, le=512, description="sketches are drawn at this size, then resized")
     ngf: int = Field(32, ge=4, le=256, description="generator width: channels of the generators' first layer")
     ndf: int = Field(64, ge=4, le=256, description="discriminator width: channels of the discriminators' first layer")
@@ -61,7 +62,7 @@ class CycleGANConfig(BaseModel):
         False, description="discriminators also see the batch's feature spread (needs batch_size > 1)")
     mix: MixConfig = Field(MixConfig(), description="relative weights of what the sketch side is made of")
     anime_limit: int | None = Field(None, ge=1, description="use only the first N anime faces (empty: all)")
-    seed: int = Field(0, description="seeds the weights and every random draw: same seed, same run")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="seeds the weights and every random draw: same seed, same run")
     log_every: int = Field(50, ge=1, description="steps between lines of loss_log.jsonl")
     sample_every: int = Field(1000, ge=1, description="steps between sample grids (and held-out metrics)")
     checkpoint_every: int = Field(500, ge=1, description="steps between checkpoints; a retry resumes from the last one")
@@ -72,6 +73,8 @@ class CycleGANConfig(BaseModel):
     def _check(self) -> "CycleGANConfig":
         if self.decay_steps > self.steps:
             raise ValueError("decay_steps cannot exceed steps")
+        if self.minibatch_discrimination and self.batch_size < 2:
+            raise ValueError("minibatch_discrimination compares the images of a batch: it needs batch_size 2 or more")
         return self
 
     def lr_at(self, step: int, base: float | None = None) -> float:

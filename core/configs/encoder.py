@@ -66,7 +66,7 @@ class DoodleEncoderConfig(BaseModel):
                                      description="principal components of the drawing features that make a face's identity")
     psi: float = Field(0.8, ge=0, le=1, description="truncation of the identity by default (the 'prettier' end is lower)")
     walks: tuple[WalkMapping, ...] = Field(DEFAULT_WALKS, description="how a drawing's attributes move the face")
-    seed: int = Field(0, description="seeds the walks, the synthetic doodles, the weights and the identity rotation")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="seeds the walks, the synthetic doodles, the weights and the identity rotation")
     log_every: int = Field(50, ge=1, description="steps between lines of loss_log.jsonl")
     sample_every: int = Field(1000, ge=1, description="encoder steps between sample grids of held-out doodles")
     checkpoint_every: int = Field(500, ge=1, description="steps between checkpoints")

@@ -37,7 +37,7 @@ class GANConfig(BaseModel):
     sharpness: float = Field(0.0, ge=0, le=1,
                              description="probability of a random sharpness change (factor 0.5..2) of a real face")
     anime_limit: int | None = Field(None, ge=1, description="use only the first N anime faces (empty: all)")
-    seed: int = Field(0, description="seeds the weights and, with the step number, every random draw of a step")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="seeds the weights and, with the step number, every random draw of a step")
     log_every: int = Field(50, ge=1, description="steps between lines of loss_log.jsonl")
     sample_every: int = Field(500, ge=1, description="steps between sample grids (and metrics)")
     checkpoint_every: int = Field(500, ge=1, description="steps between checkpoints")
