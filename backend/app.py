@@ -14,6 +14,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend import auth
 from backend.datasets import register_builtin
@@ -29,9 +31,30 @@ from backend.settings import PROJECT_ROOT, Settings, get_settings
 log = logging.getLogger(__name__)
 
 FRONTEND_DIR = PROJECT_ROOT / "frontend"
+#: The largest request body of any route but the uploads; a drawing is far smaller.
 MAX_BODY_BYTES = 4 * 1024 * 1024
+#: An upload's form fields and part headers, on top of the file itself.
+MULTIPART_SLACK_BYTES = 1024 * 1024
+UPLOAD_PATH = "/api/v1/admin/datasets"
 ROUTERS = (admin_auth.router, jobs.router, models.router, queue.router, api_keys.router, datasets.router,
            faces.router, health.router, translate.router)
+
+
+class BodyLimits:
+    """Pure ASGI middleware: every request body is limited to ``default`` bytes, and the paths in
+    ``limits`` to their own number. The bytes are counted as they arrive (Starlette's
+    ``RequestBodyLimitMiddleware``), so a chunked body, which declares no Content-Length, is
+    refused with 413 as soon as it is over its limit rather than after it has been read whole.
+    The upload limit comes from the settings, known only when the app is made: hence one
+    middleware made in ``create_app`` rather than limits on the routes."""
+
+    def __init__(self, app: ASGIApp, default: int, limits: dict[str, int]):
+        self.default = RequestBodyLimitMiddleware(app, max_body_size=default)
+        self.limited = {path: RequestBodyLimitMiddleware(app, max_body_size=n) for path, n in limits.items()}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limited = self.limited.get(scope["path"]) if scope["type"] == "http" else None
+        await (limited or self.default)(scope, receive, send)
 
 
 def _open_database(app: FastAPI, settings: Settings) -> bool:
@@ -138,14 +161,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.error("the job queue is not reachable: %s", exc)
         return JSONResponse(status_code=503, content={"detail": f"the job queue is not reachable: {exc}"})
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        # Data-set uploads have their own, larger limit, checked while they stream in.
-        limit = settings.upload_max_bytes + 1024 * 1024 if request.url.path == "/api/v1/admin/datasets" else MAX_BODY_BYTES
-        if length is not None and length.isdigit() and int(length) > limit:
-            return JSONResponse(status_code=413, content={"detail": f"request body over {limit} bytes"})
-        return await call_next(request)
+    # Uploads have their own, larger limit (from the settings); every other body has MAX_BODY_BYTES.
+    app.add_middleware(BodyLimits, default=MAX_BODY_BYTES,
+                       limits={UPLOAD_PATH: settings.upload_max_bytes + MULTIPART_SLACK_BYTES})
 
     if FRONTEND_DIR.is_dir():
         app.mount("/", StaticFiles(directory=FRONTEND_DIR, html=True), name="frontend")
