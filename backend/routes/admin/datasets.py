@@ -49,7 +49,8 @@ def list_datasets(admin: AdminDep, db: DbDep) -> list[DatasetOut]:
                         422: {"description": "The content broke a rule; `detail` says which."}})
 async def upload_dataset(admin: AdminDep, db: DbDep, settings: SettingsDep, file: UploadFile,
                          name: Annotated[str, Form(min_length=1, max_length=200)]) -> DatasetOut:
-    limits = ds.Limits(settings.upload_max_bytes, settings.upload_max_unpacked_bytes, settings.upload_max_files)
+    limits = ds.Limits(settings.upload_max_bytes, settings.upload_max_unpacked_bytes, settings.upload_max_files,
+                       settings.upload_max_total_pixels)
     if crud.get_dataset_by_name(db, name=name) is not None:
         raise HTTPException(status_code=409, detail=f"a data set named {name!r} exists already")
     try:
