@@ -14,10 +14,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.middleware.body_limit import RequestBodyLimitMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend import auth
+from backend.body_limits import BodyLimits
 from backend.datasets import register_builtin
 from backend.db import crud
 from backend.db.session import make_engine, make_sessionmaker, upgrade_database
@@ -38,23 +37,6 @@ MULTIPART_SLACK_BYTES = 1024 * 1024
 UPLOAD_PATH = "/api/v1/admin/datasets"
 ROUTERS = (admin_auth.router, jobs.router, models.router, queue.router, api_keys.router, datasets.router,
            faces.router, health.router, translate.router)
-
-
-class BodyLimits:
-    """Pure ASGI middleware: every request body is limited to ``default`` bytes, and the paths in
-    ``limits`` to their own number. The bytes are counted as they arrive (Starlette's
-    ``RequestBodyLimitMiddleware``), so a chunked body, which declares no Content-Length, is
-    refused with 413 as soon as it is over its limit rather than after it has been read whole.
-    The upload limit comes from the settings, known only when the app is made: hence one
-    middleware made in ``create_app`` rather than limits on the routes."""
-
-    def __init__(self, app: ASGIApp, default: int, limits: dict[str, int]):
-        self.default = RequestBodyLimitMiddleware(app, max_body_size=default)
-        self.limited = {path: RequestBodyLimitMiddleware(app, max_body_size=n) for path, n in limits.items()}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limited = self.limited.get(scope["path"]) if scope["type"] == "http" else None
-        await (limited or self.default)(scope, receive, send)
 
 
 def _open_database(app: FastAPI, settings: Settings) -> bool:
