@@ -20,6 +20,7 @@ from backend.body_limits import BodyLimits
 from backend.datasets import register_builtin
 from backend.db import crud
 from backend.db.session import make_engine, make_sessionmaker, upgrade_database
+from backend.errors import document_errors
 from backend.jobs import service
 from backend.routes import faces, health, translate
 from backend.routes.admin import api_keys, datasets, jobs, models, queue
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.login_limiter = auth.RateLimiter(settings.redis_url)
     for router in ROUTERS:
         app.include_router(router)
+    document_errors(app)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -15,9 +15,10 @@ from pydantic import BaseModel
 from backend import datasets as ds
 from backend.db import crud
 from backend.db.models import Dataset
-from backend.deps import AdminDep, DbDep, SettingsDep
+from backend.deps import AdminDep, DbDep, IdPath, SettingsDep
+from backend.routes.admin import ADMIN_ONLY
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses=ADMIN_ONLY)
 
 
 class DatasetOut(BaseModel):
@@ -82,7 +83,7 @@ async def upload_dataset(admin: AdminDep, db: DbDep, settings: SettingsDep, file
 
 @router.get("/datasets/{dataset_id}/preview", summary="A grid of the data set's first items (PNG).",
             response_class=FileResponse)
-def dataset_preview(dataset_id: int, admin: AdminDep, db: DbDep) -> FileResponse:
+def dataset_preview(dataset_id: IdPath, admin: AdminDep, db: DbDep) -> FileResponse:
     d = crud.get_dataset(db, dataset_id=dataset_id)
     if d is None:
         raise HTTPException(status_code=404, detail=f"data set {dataset_id} does not exist")
