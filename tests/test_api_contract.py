@@ -5,6 +5,9 @@ model; these are answers given before any model would run."""
 
 from __future__ import annotations
 
+import io
+
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -129,6 +132,12 @@ def test_the_published_error_schema_matches_what_routes_send(client):
         assert r.status_code == status, (method, path, r.status_code, r.text)
         schema = _documented(spec, method, template, status)
         assert _conforms(r.json(), schema, spec), (method, path, r.json(), schema)
+    bitmaps = io.BytesIO()
+    np.save(bitmaps, np.zeros((2, 784), np.uint8))
+    for status in (201, 409):  # the second upload of a name is refused
+        r = client.post("/api/v1/admin/datasets", files={"file": ("b.npy", bitmaps.getvalue())}, data={"name": "twice"})
+        assert r.status_code == status, r.text
+    assert _conforms(r.json(), _documented(spec, "POST", "/api/v1/admin/datasets", 409), spec)
 
 
 def test_anonymous_admin_calls_and_oversized_bodies_are_documented(client):

@@ -45,7 +45,8 @@ def list_datasets(admin: AdminDep, db: DbDep) -> list[DatasetOut]:
 
 @router.post("/datasets", status_code=201,
              summary="Upload a data set: a zip of images, a Quick, Draw! .ndjson or a numpy_bitmap .npy.",
-             responses={413: {"description": "Too large (file, unpacked size or item count)."},
+             responses={409: {"description": "A data set of that name exists."},
+                        413: {"description": "Too large (file, unpacked size, decoded pixels or item count)."},
                         415: {"description": "Not a kind of file that is accepted."},
                         422: {"description": "The content broke a rule; `detail` says which."}})
 async def upload_dataset(admin: AdminDep, db: DbDep, settings: SettingsDep, file: UploadFile,

@@ -107,7 +107,9 @@ def list_jobs(admin: AdminDep, db: DbDep, status: str | None = None, limit: int 
     return [job_out(j, db) for j in jobs]
 
 
-@router.post("/jobs", status_code=201, summary="Queue a training job.")
+@router.post("/jobs", status_code=201, summary="Queue a training job.",
+             responses={422: {"description": "A bad kind, config (each bad field) or data set."},
+                        503: {"description": "The job queue is not reachable; the job is kept, failed."}})
 def create_job(body: JobIn, admin: AdminDep, db: DbDep) -> JobDetailOut:
     config = validate_job_config(body.kind, body.config)
     if body.dataset_id is not None:
@@ -127,13 +129,15 @@ def get_job(job_id: IdPath, admin: AdminDep, db: DbDep) -> JobDetailOut:
     return job_out(_job(db, job_id), db, detail=True)
 
 
-@router.post("/jobs/{job_id}/cancel", summary="Cancel: at once when queued, at the next step when running.")
+@router.post("/jobs/{job_id}/cancel", summary="Cancel: at once when queued, at the next step when running.",
+             responses={409: {"description": "The job has finished."}})
 def cancel_job(job_id: IdPath, admin: AdminDep, db: DbDep) -> JobDetailOut:
     _job(db, job_id)
     return job_out(crud.request_cancel(db, job_id=job_id), db, detail=True)  # a finished job: 409
 
 
-@router.post("/jobs/{job_id}/retry", summary="Queue a failed or cancelled job again; it resumes from its last checkpoint.")
+@router.post("/jobs/{job_id}/retry", summary="Queue a failed or cancelled job again; it resumes from its last checkpoint.",
+             responses={409: {"description": "The job is neither failed nor cancelled."}})
 def retry_job(job_id: IdPath, admin: AdminDep, db: DbDep) -> JobDetailOut:
     _job(db, job_id)
     return job_out(service.retry_job(db, job_id=job_id), db, detail=True)  # not failed or cancelled: 409

@@ -101,7 +101,9 @@ def model_samples(version_id: IdPath, admin: AdminDep, db: DbDep) -> FileRespons
     return FileResponse(path, media_type="image/png")
 
 
-@router.post("/models/{version_id}/promote", summary="Serve this version of its drawing model.")
+@router.post("/models/{version_id}/promote", summary="Serve this version of its drawing model.",
+             responses={409: {"description": "The version's files failed their sha256 check."},
+                        422: {"description": "The version is not of a drawing model."}})
 def promote(version_id: IdPath, request: Request, admin: AdminDep, db: DbDep, settings: SettingsDep) -> dict[str, Any]:
     v = _version(db, version_id)
     _drawing_model(v, settings)
@@ -110,7 +112,9 @@ def promote(version_id: IdPath, request: Request, admin: AdminDep, db: DbDep, se
     return {"promoted": version_out(v).model_dump(mode="json"), **_apply(request, v.name)}
 
 
-@router.post("/models/rollback", summary="Serve the previously promoted version of a drawing model again.")
+@router.post("/models/rollback", summary="Serve the previously promoted version of a drawing model again.",
+             responses={409: {"description": "The bundled model is serving, or the earlier version failed its check."},
+                        422: {"description": "Not a drawing model."}})
 def rollback(request: Request, admin: AdminDep, db: DbDep, settings: SettingsDep,
              name: str | None = None) -> dict[str, Any]:
     """``name``: the drawing model to roll back (default: the default model)."""
@@ -128,7 +132,9 @@ def rollback(request: Request, admin: AdminDep, db: DbDep, settings: SettingsDep
     return {"promoted": version_out(served).model_dump(mode="json") if served else None, **_apply(request, name)}
 
 
-@router.post("/models/{version_id}/ensemble", summary="Add this version's members to the served ensemble, or take them out.")
+@router.post("/models/{version_id}/ensemble", summary="Add this version's members to the served ensemble, or take them out.",
+             responses={409: {"description": "The version's files failed their sha256 check."},
+                        422: {"description": "The version cannot join the ensemble."}})
 def ensemble(version_id: IdPath, body: EnsembleIn, request: Request, admin: AdminDep, db: DbDep,
              settings: SettingsDep) -> dict[str, Any]:
     v = _version(db, version_id)
