@@ -16,9 +16,11 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from backend import auth
+from backend.body_limits import BodyLimits
 from backend.datasets import register_builtin
 from backend.db import crud
 from backend.db.session import make_engine, make_sessionmaker, upgrade_database
+from backend.errors import document_errors
 from backend.jobs import service
 from backend.routes import faces, health, translate
 from backend.routes.admin import api_keys, datasets, jobs, models, queue
@@ -29,7 +31,11 @@ from backend.settings import PROJECT_ROOT, Settings, get_settings
 log = logging.getLogger(__name__)
 
 FRONTEND_DIR = PROJECT_ROOT / "frontend"
+#: The largest request body of any route but the uploads; a drawing is far smaller.
 MAX_BODY_BYTES = 4 * 1024 * 1024
+#: An upload's form fields and part headers, on top of the file itself.
+MULTIPART_SLACK_BYTES = 1024 * 1024
+UPLOAD_PATH = "/api/v1/admin/datasets"
 ROUTERS = (admin_auth.router, jobs.router, models.router, queue.router, api_keys.router, datasets.router,
            faces.router, health.router, translate.router)
 
@@ -139,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.login_limiter = auth.RateLimiter(settings.redis_url)
     for router in ROUTERS:
         app.include_router(router)
+    document_errors(app)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -158,14 +165,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.error("the job queue is not reachable: %s", exc)
         return JSONResponse(status_code=503, content={"detail": f"the job queue is not reachable: {exc}"})
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        # Data-set uploads have their own, larger limit, checked while they stream in.
-        limit = settings.upload_max_bytes + 1024 * 1024 if request.url.path == "/api/v1/admin/datasets" else MAX_BODY_BYTES
-        if length is not None and length.isdigit() and int(length) > limit:
-            return JSONResponse(status_code=413, content={"detail": f"request body over {limit} bytes"})
-        return await call_next(request)
+    # Uploads have their own, larger limit (from the settings); every other body has MAX_BODY_BYTES.
+    app.add_middleware(BodyLimits, default=MAX_BODY_BYTES,
+                       limits={UPLOAD_PATH: settings.upload_max_bytes + MULTIPART_SLACK_BYTES})
 
     if FRONTEND_DIR.is_dir():
         app.mount("/", StaticFiles(directory=FRONTEND_DIR, html=True), name="frontend")

@@ -8,9 +8,16 @@ message (the API answers 413 for size, 415 for a kind it does not take, 422 for 
 - a zip: no entry with an absolute path, a drive letter or ``..``; no links; at most
   ``upload_max_files`` entries; the uncompressed total is at most ``upload_max_unpacked_bytes``
   (zip bombs); every file entry is an image that decodes fully, within Pillow's pixel limit
-  (decompression bombs);
-- an ndjson file: every line is a Quick, Draw! record whose ``drawing`` parses as strokes;
+  (decompression bombs), and all of them together decode to at most ``upload_max_total_pixels``
+  (counted from each image's header, before it is decoded); an entry whose data does not match
+  its header (a damaged or forged zip) is refused;
+- an ndjson file: every line is at most ``MAX_NDJSON_LINE_BYTES`` and a Quick, Draw! record whose
+  ``drawing`` parses as strokes (a line nested too deeply for the JSON parser is refused);
 - a ``.npy`` file: a numpy_bitmap array (N x 784 or N x 28 x 28, uint8), no pickles.
+
+Checking keeps only a thumbnail of each previewed item, never a whole decoded image, so the
+memory a check takes does not grow with the images' size. Messages are plain words: no Python
+type names or object addresses.
 
 No torch here: the API process runs it.
 """
@@ -19,11 +26,13 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import stat
 import uuid
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -37,6 +46,13 @@ from core.manifest import sha256_file
 MAX_IMAGE_PIXELS = 4096 * 4096
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
 PREVIEW_ITEMS = 16
+#: Side of a preview grid's cell: previewed images are kept as thumbnails this size.
+PREVIEW_CELL = 64
+#: A Quick, Draw! record is a few kB; a longer line is refused before it is parsed.
+MAX_NDJSON_LINE_BYTES = 1024 * 1024
+#: An object's repr with its address (``<_io.BytesIO object at 0x7f...>``), as some library
+#: messages carry: it means nothing to the admin who reads the message.
+_OBJECT_REPR = re.compile(r"\s*<[^<>]*\bat 0x[0-9a-fA-F]+>")
 
 
 class UploadRejected(Exception):
@@ -53,6 +69,20 @@ class Limits:
     max_bytes: int
     max_unpacked_bytes: int
     max_files: int
+    max_total_pixels: int
+
+
+class _OverPixelBudget(Exception):
+    """An image's header says it has more pixels than the archive has left to spend."""
+
+    def __init__(self, pixels: int):
+        super().__init__(pixels)
+        self.pixels = pixels
+
+
+def _plain(exc: BaseException, otherwise: str) -> str:
+    """An exception's message in plain words: object reprs taken out, ``otherwise`` when empty."""
+    return _OBJECT_REPR.sub("", str(exc)).strip() or otherwise
 
 
 @dataclass
@@ -75,20 +105,32 @@ def kind_for(filename: str) -> str:
                               "numpy_bitmap .npy file")
 
 
-def _decode_image(data: bytes, name: str) -> np.ndarray:
+def _decode_image(data: bytes, name: str, max_pixels: int | None = None) -> tuple[np.ndarray, int]:
+    """Decode an image whole (one that does not decode is refused) and return a thumbnail of it
+    (at most PREVIEW_CELL a side, RGB) and its pixel count. An image over ``max_pixels`` is not
+    decoded: ``_OverPixelBudget``, decided from its header alone."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         old = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
         try:
             with Image.open(io.BytesIO(data)) as im:
+                pixels = im.width * im.height
+                if max_pixels is not None and pixels > max_pixels:
+                    raise _OverPixelBudget(pixels)
                 im.load()
-                return np.asarray(im.convert("RGB"))
+                im.thumbnail((PREVIEW_CELL, PREVIEW_CELL))
+                return np.asarray(im.convert("RGB")), pixels
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise UploadRejected(422, f"{name}: the image is too large to decode safely (over "
                                       f"{MAX_IMAGE_PIXELS} pixels; a decompression bomb?)") from None
+        except _OverPixelBudget:
+            raise
+        except Image.UnidentifiedImageError:
+            raise UploadRejected(422, f"{name}: not an image that decodes (its format is not recognised)") from None
         except Exception as exc:  # noqa: BLE001 - any decoder failure means "not an image we take"
-            raise UploadRejected(422, f"{name}: not an image that decodes ({type(exc).__name__}: {exc})") from None
+            raise UploadRejected(422, f"{name}: not an image that decodes "
+                                      f"({_plain(exc, 'it is damaged or cut short')})") from None
         finally:
             Image.MAX_IMAGE_PIXELS = old
 
@@ -107,7 +149,7 @@ def _safe_entry(info: zipfile.ZipInfo) -> PurePosixPath:
 def check_zip(path: Path, limits: Limits) -> Checked:
     try:
         zf = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, EOFError, ValueError):
         raise UploadRejected(422, "the file is not a readable zip archive") from None
     with zf:
         infos = zf.infolist()
@@ -125,18 +167,29 @@ def check_zip(path: Path, limits: Limits) -> Checked:
         if not images:
             raise UploadRejected(422, "the archive holds no images")
         preview: list[np.ndarray] = []
-        unpacked = 0
+        unpacked = pixels = 0
         for info in images:
             if PurePosixPath(info.filename).suffix.lower() not in IMAGE_SUFFIXES:
                 raise UploadRejected(422, f"{info.filename}: not an image file (accepted: "
                                           f"{', '.join(sorted(IMAGE_SUFFIXES))})")
             # Read at most the declared size + 1: a lying header cannot make us unpack more.
-            with zf.open(info) as f:
-                data = f.read(info.file_size + 1)
+            try:
+                with zf.open(info) as f:
+                    data = f.read(info.file_size + 1)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+                # data that does not match its header (size, CRC), an unknown method, encryption
+                raise UploadRejected(422, f"{info.filename}: the archive is damaged or cannot be read "
+                                          f"({_plain(exc, 'its data does not match its header')})") from None
             unpacked += len(data)
             if len(data) > info.file_size or unpacked > limits.max_unpacked_bytes:
                 raise UploadRejected(413, f"{info.filename}: unpacks to more than the archive declares (zip bomb?)")
-            img = _decode_image(data, info.filename)
+            try:
+                img, n = _decode_image(data, info.filename, max_pixels=limits.max_total_pixels - pixels)
+            except _OverPixelBudget as exc:
+                raise UploadRejected(413, f"{info.filename}: the archive's images decode to more than "
+                                          f"{limits.max_total_pixels} pixels in all ({pixels + exc.pixels} with this "
+                                          "one); split it, or make the images smaller") from None
+            pixels += n
             if len(preview) < PREVIEW_ITEMS:
                 preview.append(img)
     return Checked("image_zip", len(images), sha256_file(path), preview)
@@ -146,7 +199,12 @@ def check_ndjson(path: Path, limits: Limits) -> Checked:
     preview: list[np.ndarray] = []
     count = 0
     with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
+        lineno = 0
+        while raw := f.readline(MAX_NDJSON_LINE_BYTES + 1):
+            lineno += 1
+            if len(raw) > MAX_NDJSON_LINE_BYTES:
+                raise UploadRejected(422, f"line {lineno}: longer than {MAX_NDJSON_LINE_BYTES} bytes; a Quick, Draw! "
+                                          "record is a few kB")
             if not raw.strip():
                 continue
             try:
@@ -157,6 +215,8 @@ def check_ndjson(path: Path, limits: Limits) -> Checked:
                 drawing = parse_strokes(strokes)
             except (json.JSONDecodeError, UnicodeDecodeError):
                 raise UploadRejected(422, f"line {lineno}: not JSON") from None
+            except RecursionError:
+                raise UploadRejected(422, f"line {lineno}: nested too deeply to be a Quick, Draw! record") from None
             except KeyError:
                 raise UploadRejected(422, f"line {lineno}: a Quick, Draw! record needs a 'drawing' field") from None
             except DrawingError as exc:
@@ -175,9 +235,9 @@ def check_npy(path: Path, limits: Limits) -> Checked:
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:
-        raise UploadRejected(422, f"not a plain numpy array file ({exc})") from None
-    except Exception as exc:  # noqa: BLE001
-        raise UploadRejected(422, f"not a readable .npy file ({type(exc).__name__})") from None
+        raise UploadRejected(422, f"not a plain numpy array file ({_plain(exc, 'its header is not valid')})") from None
+    except Exception:  # noqa: BLE001
+        raise UploadRejected(422, "not a readable .npy file (damaged or cut short)") from None
     if arr.dtype != np.uint8:
         raise UploadRejected(422, f"numpy_bitmap arrays are uint8; this one is {arr.dtype}")
     if arr.ndim == 2 and arr.shape[1] == 784:
@@ -195,7 +255,7 @@ def check_npy(path: Path, limits: Limits) -> Checked:
 CHECKS = {"image_zip": check_zip, "quickdraw_ndjson": check_ndjson, "quickdraw_bitmaps": check_npy}
 
 
-def preview_grid(items: list[np.ndarray], out: Path, cell: int = 64, columns: int = 8) -> Path:
+def preview_grid(items: list[np.ndarray], out: Path, cell: int = PREVIEW_CELL, columns: int = 8) -> Path:
     rows = max(1, -(-len(items) // columns))
     grid = Image.new("RGB", (columns * cell, rows * cell), "white")
     for k, item in enumerate(items):
@@ -245,7 +305,7 @@ def _builtin_preview(kind: str, path: Path) -> tuple[int, list[np.ndarray]]:
         return int(len(arr)), [255 - np.asarray(arr[i]) for i in range(PREVIEW_ITEMS)]
     with zipfile.ZipFile(path) as zf:
         names = sorted(n for n in zf.namelist() if PurePosixPath(n).suffix.lower() in IMAGE_SUFFIXES)
-        return len(names), [_decode_image(zf.read(n), n) for n in names[:PREVIEW_ITEMS]]
+        return len(names), [_decode_image(zf.read(n), n)[0] for n in names[:PREVIEW_ITEMS]]
 
 
 def register_builtin(session, data_dir: Path, datasets_dir: Path) -> list[str]:

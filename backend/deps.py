@@ -1,13 +1,16 @@
 """What a route needs, as typed dependencies: the settings, a database session, the model store,
 the logged-in admin and the API client. Each comes from the app that serves the request (its
-``app.state``), so an app made with its own ``Settings`` (as the tests make them) uses those."""
+``app.state``), so an app made with its own ``Settings`` (as the tests make them) uses those.
+Also the type of a row's id in a path or a body, bounded so that no id reaches the database
+driver out of range."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
+from pydantic import Field
 from sqlalchemy.orm import Session
 
 from backend import auth
@@ -15,6 +18,16 @@ from backend.db import crud
 from backend.db.models import AdminUser
 from backend.serving import ModelStore
 from backend.settings import Settings
+
+
+#: The largest id a row can have: ids are INTEGER columns, 32 bits on PostgreSQL. A larger id
+#: (past 64 bits, SQLite's driver raises OverflowError) is refused as a 422 before any query.
+MAX_ID = 2**31 - 1
+
+#: A row's id in a path (``/jobs/{job_id}``): 1 to MAX_ID, else 422.
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="The id of the row.")]
+#: A row's id in a request body: 1 to MAX_ID, else 422.
+IdField = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 def _settings(request: Request) -> Settings:

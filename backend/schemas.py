@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat
 
 from core.drawing import MAX_STROKES, Drawing, DrawingError, parse_strokes
 
 
-def _drawing(strokes: list[list[list[float]]]) -> Drawing:
+def _drawing(strokes: list[list[list[StrictFloat]]]) -> Drawing:
     try:
         return parse_strokes(strokes)
     except DrawingError as exc:
@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     Strokes = Drawing
 else:
     #: A drawing as JSON strokes (the schema and the type errors are pydantic's for a list of
-    #: strokes), parsed once, on validation, into a ``Drawing``.
-    Strokes = Annotated[list[list[list[float]]], Field(max_length=MAX_STROKES), AfterValidator(_drawing)]
+    #: strokes), parsed once, on validation, into a ``Drawing``. Coordinates are JSON numbers
+    #: only (strict): ``true`` or ``"12"`` is a 422, not a point at 1 or 12.
+    Strokes = Annotated[list[list[list[StrictFloat]]], Field(max_length=MAX_STROKES), AfterValidator(_drawing)]
 
 
 class TranslateRequest(BaseModel):

@@ -88,6 +88,10 @@ class Settings(BaseSettings):
         1024 * 1024 * 1024, ge=1024,
         description="Largest total an uploaded zip may unpack to, in bytes (zip bombs are refused).")
     upload_max_files: int = Field(100_000, ge=1, description="Most files in an uploaded zip (or drawings in an ndjson file).")
+    upload_max_total_pixels: int = Field(
+        2**30, ge=1,
+        description="Most pixels the images of an uploaded zip may decode to, all together (counted from their headers "
+                    "before decoding; a few kB of zip can hold huge blank images). 2^30: 16,000 images of 256 px.")
 
     # -- admins and serving -----------------------------------------------------------------
     secret_key: str = Field(

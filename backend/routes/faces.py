@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from backend.db import crud
 from backend.db.models import SampleRequest, utcnow
-from backend.deps import ApiClientDep, DbDep, SettingsDep
+from backend.deps import ApiClientDep, DbDep, IdPath, SettingsDep
 from backend.jobs import notify, service
 from backend.settings import Settings
 from core.faces import FacesIn, InterpolateIn, MixIn, SampleIn
@@ -142,7 +142,7 @@ async def interpolate(body: InterpolateIn, db: DbDep, settings: SettingsDep, _cl
 
 @router.get("/requests/{request_id}", summary="A request's picture when it is made, else its status.",
             responses=RESPONSES)
-def get_request(request_id: int, db: DbDep):
+def get_request(request_id: IdPath, db: DbDep):
     req = crud.get_sample_request(db, request_id=request_id)
     if req is None:
         raise HTTPException(status_code=404, detail=f"request {request_id} does not exist")

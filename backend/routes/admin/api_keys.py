@@ -9,9 +9,10 @@ from pydantic import BaseModel, Field
 
 from backend.db import crud
 from backend.db.models import ApiKey
-from backend.deps import AdminDep, DbDep
+from backend.deps import AdminDep, DbDep, IdPath
+from backend.routes.admin import ADMIN_ONLY
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses=ADMIN_ONLY)
 
 
 class ApiKeyIn(BaseModel):
@@ -50,7 +51,7 @@ def create_key(body: ApiKeyIn, admin: AdminDep, db: DbDep) -> ApiKeyCreated:
 
 
 @router.delete("/api-keys/{key_id}", summary="Revoke a key; calls with it are refused from now on.")
-def revoke_key(key_id: int, admin: AdminDep, db: DbDep) -> ApiKeyOut:
+def revoke_key(key_id: IdPath, admin: AdminDep, db: DbDep) -> ApiKeyOut:
     key = crud.revoke_api_key(db, key_id=key_id)
     if key is None:
         raise HTTPException(status_code=404, detail=f"API key {key_id} does not exist")

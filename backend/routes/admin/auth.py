@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from backend import auth
 from backend.db import crud
 from backend.deps import AdminDep, DbDep, SettingsDep
+from backend.routes.admin import ADMIN_ONLY
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
@@ -25,7 +26,9 @@ class LoginOut(BaseModel):
     expires_in: int
 
 
-@router.post("/login", summary="Log in; sets the session cookie and returns the same token for Bearer use.")
+@router.post("/login", summary="Log in; sets the session cookie and returns the same token for Bearer use.",
+             responses={401: {"description": "Wrong user name or password."},
+                        429: {"description": "Too many login attempts from this address (see `Retry-After`)."}})
 def login(body: LoginIn, request: Request, response: Response, db: DbDep, settings: SettingsDep) -> LoginOut:
     client = request.client.host if request.client else "unknown"
     allowed, reset = request.app.state.login_limiter.hit(f"login:{client}", settings.login_attempts_per_minute)
@@ -47,6 +50,6 @@ def logout(response: Response) -> dict[str, str]:
     return {"status": "logged out"}
 
 
-@router.get("/me", summary="Who is logged in.")
+@router.get("/me", summary="Who is logged in.", responses=ADMIN_ONLY)
 def me(admin: AdminDep) -> dict[str, Any]:
     return {"id": admin.id, "username": admin.username}

@@ -15,9 +15,10 @@ from pydantic import BaseModel
 from backend import datasets as ds
 from backend.db import crud
 from backend.db.models import Dataset
-from backend.deps import AdminDep, DbDep, SettingsDep
+from backend.deps import AdminDep, DbDep, IdPath, SettingsDep
+from backend.routes.admin import ADMIN_ONLY
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses=ADMIN_ONLY)
 
 
 class DatasetOut(BaseModel):
@@ -44,12 +45,14 @@ def list_datasets(admin: AdminDep, db: DbDep) -> list[DatasetOut]:
 
 @router.post("/datasets", status_code=201,
              summary="Upload a data set: a zip of images, a Quick, Draw! .ndjson or a numpy_bitmap .npy.",
-             responses={413: {"description": "Too large (file, unpacked size or item count)."},
+             responses={409: {"description": "A data set of that name exists."},
+                        413: {"description": "Too large (file, unpacked size, decoded pixels or item count)."},
                         415: {"description": "Not a kind of file that is accepted."},
                         422: {"description": "The content broke a rule; `detail` says which."}})
 async def upload_dataset(admin: AdminDep, db: DbDep, settings: SettingsDep, file: UploadFile,
                          name: Annotated[str, Form(min_length=1, max_length=200)]) -> DatasetOut:
-    limits = ds.Limits(settings.upload_max_bytes, settings.upload_max_unpacked_bytes, settings.upload_max_files)
+    limits = ds.Limits(settings.upload_max_bytes, settings.upload_max_unpacked_bytes, settings.upload_max_files,
+                       settings.upload_max_total_pixels)
     if crud.get_dataset_by_name(db, name=name) is not None:
         raise HTTPException(status_code=409, detail=f"a data set named {name!r} exists already")
     try:
@@ -81,7 +84,7 @@ async def upload_dataset(admin: AdminDep, db: DbDep, settings: SettingsDep, file
 
 @router.get("/datasets/{dataset_id}/preview", summary="A grid of the data set's first items (PNG).",
             response_class=FileResponse)
-def dataset_preview(dataset_id: int, admin: AdminDep, db: DbDep) -> FileResponse:
+def dataset_preview(dataset_id: IdPath, admin: AdminDep, db: DbDep) -> FileResponse:
     d = crud.get_dataset(db, dataset_id=dataset_id)
     if d is None:
         raise HTTPException(status_code=404, detail=f"data set {dataset_id} does not exist")

@@ -12,18 +12,19 @@ from sqlalchemy.orm import Session
 
 from backend.db import crud
 from backend.db.models import TrainingJob
-from backend.deps import AdminDep, DbDep
+from backend.deps import AdminDep, DbDep, IdField, IdPath
 from backend.jobs import service
+from backend.routes.admin import ADMIN_ONLY
 from core.kinds import KINDS, get_kind
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses=ADMIN_ONLY)
 
 
 class JobIn(BaseModel):
     kind: str = Field("cyclegan", description="What to train: a model kind of the registry.",
                       json_schema_extra={"enum": list(KINDS)})
     config: dict[str, Any] = Field(default_factory=dict, description="Hyper-parameters; missing ones take the defaults.")
-    dataset_id: int | None = None
+    dataset_id: IdField | None = None
 
     @field_validator("kind")
     @classmethod
@@ -106,7 +107,9 @@ def list_jobs(admin: AdminDep, db: DbDep, status: str | None = None, limit: int 
     return [job_out(j, db) for j in jobs]
 
 
-@router.post("/jobs", status_code=201, summary="Queue a training job.")
+@router.post("/jobs", status_code=201, summary="Queue a training job.",
+             responses={422: {"description": "A bad kind, config (each bad field) or data set."},
+                        503: {"description": "The job queue is not reachable; the job is kept, failed."}})
 def create_job(body: JobIn, admin: AdminDep, db: DbDep) -> JobDetailOut:
     config = validate_job_config(body.kind, body.config)
     if body.dataset_id is not None:
@@ -122,25 +125,27 @@ def create_job(body: JobIn, admin: AdminDep, db: DbDep) -> JobDetailOut:
 
 
 @router.get("/jobs/{job_id}", summary="One job with its metrics history and log tail.")
-def get_job(job_id: int, admin: AdminDep, db: DbDep) -> JobDetailOut:
+def get_job(job_id: IdPath, admin: AdminDep, db: DbDep) -> JobDetailOut:
     return job_out(_job(db, job_id), db, detail=True)
 
 
-@router.post("/jobs/{job_id}/cancel", summary="Cancel: at once when queued, at the next step when running.")
-def cancel_job(job_id: int, admin: AdminDep, db: DbDep) -> JobDetailOut:
+@router.post("/jobs/{job_id}/cancel", summary="Cancel: at once when queued, at the next step when running.",
+             responses={409: {"description": "The job has finished."}})
+def cancel_job(job_id: IdPath, admin: AdminDep, db: DbDep) -> JobDetailOut:
     _job(db, job_id)
     return job_out(crud.request_cancel(db, job_id=job_id), db, detail=True)  # a finished job: 409
 
 
-@router.post("/jobs/{job_id}/retry", summary="Queue a failed or cancelled job again; it resumes from its last checkpoint.")
-def retry_job(job_id: int, admin: AdminDep, db: DbDep) -> JobDetailOut:
+@router.post("/jobs/{job_id}/retry", summary="Queue a failed or cancelled job again; it resumes from its last checkpoint.",
+             responses={409: {"description": "The job is neither failed nor cancelled."}})
+def retry_job(job_id: IdPath, admin: AdminDep, db: DbDep) -> JobDetailOut:
     _job(db, job_id)
     return job_out(service.retry_job(db, job_id=job_id), db, detail=True)  # not failed or cancelled: 409
 
 
 @router.get("/jobs/{job_id}/sample", summary="The job's newest sample grid (PNG).",
             response_class=FileResponse, responses={404: {"description": "No sample yet."}})
-def job_sample(job_id: int, admin: AdminDep, db: DbDep) -> FileResponse:
+def job_sample(job_id: IdPath, admin: AdminDep, db: DbDep) -> FileResponse:
     job = _job(db, job_id)
     if not job.latest_sample or not Path(job.latest_sample).is_file():
         raise HTTPException(status_code=404, detail="this job has no sample grid yet")

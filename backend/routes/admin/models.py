@@ -13,12 +13,13 @@ from sqlalchemy.orm import Session
 
 from backend.db import crud
 from backend.db.models import ModelVersion
-from backend.deps import AdminDep, DbDep, SettingsDep
+from backend.deps import AdminDep, DbDep, IdPath, SettingsDep
 from backend.jobs import service
+from backend.routes.admin import ADMIN_ONLY
 from core.kinds import Ref, kind_of_manifest
 from core.manifest import ModelIntegrityError, ModelManifest
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses=ADMIN_ONLY)
 
 
 class ModelVersionOut(BaseModel):
@@ -93,15 +94,17 @@ def list_models(admin: AdminDep, db: DbDep) -> list[ModelVersionOut]:
 
 
 @router.get("/models/{version_id}/samples", summary="The version's sample grid (PNG).", response_class=FileResponse)
-def model_samples(version_id: int, admin: AdminDep, db: DbDep) -> FileResponse:
+def model_samples(version_id: IdPath, admin: AdminDep, db: DbDep) -> FileResponse:
     path = Path(_version(db, version_id).folder) / "samples.png"
     if not path.is_file():
         raise HTTPException(status_code=404, detail="this version has no sample grid")
     return FileResponse(path, media_type="image/png")
 
 
-@router.post("/models/{version_id}/promote", summary="Serve this version of its drawing model.")
-def promote(version_id: int, request: Request, admin: AdminDep, db: DbDep, settings: SettingsDep) -> dict[str, Any]:
+@router.post("/models/{version_id}/promote", summary="Serve this version of its drawing model.",
+             responses={409: {"description": "The version's files failed their sha256 check."},
+                        422: {"description": "The version is not of a drawing model."}})
+def promote(version_id: IdPath, request: Request, admin: AdminDep, db: DbDep, settings: SettingsDep) -> dict[str, Any]:
     v = _version(db, version_id)
     _drawing_model(v, settings)
     _check_files(v)
@@ -109,7 +112,9 @@ def promote(version_id: int, request: Request, admin: AdminDep, db: DbDep, setti
     return {"promoted": version_out(v).model_dump(mode="json"), **_apply(request, v.name)}
 
 
-@router.post("/models/rollback", summary="Serve the previously promoted version of a drawing model again.")
+@router.post("/models/rollback", summary="Serve the previously promoted version of a drawing model again.",
+             responses={409: {"description": "The bundled model is serving, or the earlier version failed its check."},
+                        422: {"description": "Not a drawing model."}})
 def rollback(request: Request, admin: AdminDep, db: DbDep, settings: SettingsDep,
              name: str | None = None) -> dict[str, Any]:
     """``name``: the drawing model to roll back (default: the default model)."""
@@ -127,8 +132,10 @@ def rollback(request: Request, admin: AdminDep, db: DbDep, settings: SettingsDep
     return {"promoted": version_out(served).model_dump(mode="json") if served else None, **_apply(request, name)}
 
 
-@router.post("/models/{version_id}/ensemble", summary="Add this version's members to the served ensemble, or take them out.")
-def ensemble(version_id: int, body: EnsembleIn, request: Request, admin: AdminDep, db: DbDep,
+@router.post("/models/{version_id}/ensemble", summary="Add this version's members to the served ensemble, or take them out.",
+             responses={409: {"description": "The version's files failed their sha256 check."},
+                        422: {"description": "The version cannot join the ensemble."}})
+def ensemble(version_id: IdPath, body: EnsembleIn, request: Request, admin: AdminDep, db: DbDep,
              settings: SettingsDep) -> dict[str, Any]:
     v = _version(db, version_id)
     if body.in_ensemble:
@@ -142,7 +149,7 @@ def ensemble(version_id: int, body: EnsembleIn, request: Request, admin: AdminDe
 
 @router.post("/models/{version_id}/evaluate", status_code=202,
              summary="Measure FID / KID of this version on a worker (training queue); the metrics land on the version.")
-def evaluate(version_id: int, admin: AdminDep, db: DbDep, body: EvaluateIn | None = None) -> EvaluateOut:
+def evaluate(version_id: IdPath, admin: AdminDep, db: DbDep, body: EvaluateIn | None = None) -> EvaluateOut:
     v = _version(db, version_id)
     n_samples = (body or EvaluateIn()).n_samples
     return EvaluateOut(task_id=service.enqueue_evaluation(v.id, n_samples), version_id=v.id, n_samples=n_samples)

@@ -8,8 +8,9 @@ from fastapi import APIRouter
 
 from backend.db import crud
 from backend.deps import AdminDep, DbDep, SettingsDep
+from backend.routes.admin import ADMIN_ONLY
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses=ADMIN_ONLY)
 
 
 @router.get("/queue", summary="Workers seen and jobs waiting and running.")
