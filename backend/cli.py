@@ -100,19 +100,16 @@ def embedded_worker_wanted(settings, no_worker: bool = False) -> tuple[bool, str
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import subprocess
-
     import uvicorn
+
+    from backend.jobs.embedded import EmbeddedWorkers
 
     settings = get_settings()
     start, why = embedded_worker_wanted(settings, args.no_worker)
-    workers = []
-    if start:
-        # Two workers: a training job (long) never holds up random faces (quick).
+    workers = EmbeddedWorkers() if start else None
+    if workers is not None:
         log.info("starting job workers beside the API (%s)", why)
-        for queue in ("training", "sampling"):
-            workers.append(subprocess.Popen([sys.executable, "-m", "backend.cli", "worker", "--queues", queue,
-                                             "--hostname", f"{queue}@%h"]))
+        workers.start()
     else:
         log.info("no job worker started with the API: %s", why)
     try:
@@ -124,13 +121,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log_level=settings.log_level,
         )
     finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        if workers is not None:
+            workers.stop()
     return 0
 
 
