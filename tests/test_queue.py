@@ -196,3 +196,15 @@ def test_failed_job_says_why_in_plain_words(deployment):
     assert done["status"] == "failed"
     assert done["error"].startswith("Training data could not be read"), done["error"]
     assert "Traceback" not in done["error"]
+
+
+def test_the_embedded_broker_hands_out_a_task_within_a_tenth_of_a_second(tmp_path):
+    """kombu's SQLite transport polls once a second by default: most of a random face's wait
+    through the embedded broker. Ours polls every 0.1 s."""
+    from backend.jobs.celery_app import make_celery
+    from backend.settings import Settings
+
+    app = make_celery(Settings(redis_url="", broker_db=tmp_path / "broker.db"))
+    with app.connection_for_write() as conn:
+        assert conn.transport.polling_interval <= 0.1
+        assert "sqlalchemy" in type(conn.transport).__mro__[1].__module__

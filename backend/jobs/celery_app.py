@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from celery import Celery
 from kombu import Queue
+from kombu.transport import TRANSPORT_ALIASES
+from kombu.transport import sqlalchemy as sqlalchemy_transport
 
 from backend.settings import Settings, get_settings
 
@@ -24,12 +26,25 @@ EVALUATE_TASK = "doodle2anime.evaluate_model"  # FID / KID of a model version (t
 QUEUES = ("training", "sampling")
 
 
+class EmbeddedTransport(sqlalchemy_transport.Transport):
+    """kombu's SQLAlchemy transport, polling for new messages every 0.1 s instead of every 1 s
+    (its transport options go to ``create_engine``, so the interval cannot be set there): a
+    random face asked for through the embedded broker starts 0.05 s after it was queued on
+    average, not 0.5 s. An idle worker then runs ten small SQLite queries a second."""
+
+    polling_interval = 0.1
+
+
+EMBEDDED_ALIAS = "d2a-sqla"
+TRANSPORT_ALIASES.setdefault(EMBEDDED_ALIAS, f"{__name__}:EmbeddedTransport")
+
+
 def broker_urls(settings: Settings) -> tuple[str, str]:
     if settings.redis_url:
         return settings.redis_url, settings.redis_url
     settings.broker_db.parent.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{settings.broker_db}"
-    return f"sqla+{url}", f"db+{url}"
+    return f"{EMBEDDED_ALIAS}+{url}", f"db+{url}"
 
 
 def make_celery(settings: Settings | None = None) -> Celery:
