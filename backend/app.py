@@ -7,6 +7,7 @@ model store and secret)."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 from contextlib import asynccontextmanager
 
@@ -14,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from backend import auth
 from backend.body_limits import BodyLimits
@@ -70,6 +72,18 @@ def _open_database(app: FastAPI, settings: Settings, *, quiet: bool = False) -> 
         log.exception("could not register the built-in data sets")
     app.state.engine, app.state.Session, app.state.db_error = engine, Session, None
     return True
+
+
+def disk_full(exc: BaseException | None) -> bool:
+    """Whether ``exc``, or an exception it was raised from, says the disk (or SQLite's file) is full."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "database or disk is full" in str(exc) or "No space left on device" in str(exc):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def make_url_safe(url: str) -> str:
@@ -154,6 +168,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "invalid"), "type": e.get("type", "")}
                   for e in exc.errors()]
         return JSONResponse(status_code=422, content={"detail": detail})
+
+    @app.exception_handler(OSError)
+    @app.exception_handler(SQLAlchemyError)
+    async def storage_error(request: Request, exc: Exception) -> JSONResponse:
+        # A full disk is the operator's to fix: say so plainly (nothing was saved: the database
+        # rolled the request's transaction back, and files are written to a temporary name first).
+        if disk_full(exc):
+            log.error("the disk is full: %s %s failed: %s", request.method, request.url.path, exc)
+            return JSONResponse(status_code=507, content={"detail": "the server's disk is full, so nothing was "
+                                                                    "saved; please try again later"})
+        if isinstance(exc, (OperationalError, InterfaceError)):  # the database went away mid-request
+            log.error("the database failed during %s %s: %s", request.method, request.url.path, exc)
+            return JSONResponse(status_code=503, content={"detail": "the database is not available; try again "
+                                                                    "in a little while"})
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return JSONResponse(status_code=500, content={"detail": "something went wrong on the server"})
 
     @app.exception_handler(crud.StateError)
     async def state_error(request: Request, exc: crud.StateError) -> JSONResponse:
