@@ -24,6 +24,7 @@ from backend.db import crud
 from backend.db.session import make_engine, make_sessionmaker, upgrade_database
 from backend.errors import document_errors
 from backend.jobs import service
+from backend.metrics import Metrics, RequestTimer
 from backend.routes import faces, health, translate
 from backend.routes.admin import api_keys, datasets, jobs, models, queue
 from backend.routes.admin import auth as admin_auth
@@ -151,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = Metrics(lambda: app.state.Session)
     app.state.store = ModelStore(default=settings.default_model)
     app.state.Session = None
     app.state.db_error = "starting"
@@ -195,6 +197,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.error("the job queue is not reachable: %s", exc)
         return JSONResponse(status_code=503, content={"detail": f"the job queue is not reachable: {exc}"})
 
+    app.add_middleware(RequestTimer, metrics=app.state.metrics)
     # Uploads have their own, larger limit (from the settings); every other body has MAX_BODY_BYTES.
     app.add_middleware(BodyLimits, default=MAX_BODY_BYTES,
                        limits={UPLOAD_PATH: settings.upload_max_bytes + MULTIPART_SLACK_BYTES})

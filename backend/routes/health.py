@@ -1,9 +1,10 @@
-"""The probes: the process is up, and a model is loaded and can serve."""
+"""The probes (the process is up; a model is loaded and can serve) and the Prometheus metrics."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from backend.deps import StoreDep
 
@@ -23,3 +24,10 @@ def readyz(store: StoreDep) -> JSONResponse:
     models = {name: store.get(name).manifest.version for name in store.names() if store.get(name) is not None}
     return JSONResponse(content={"status": "ready", "model": ens.name, "version": ens.manifest.version,
                                  "providers": ens.providers, "models": models})
+
+
+@router.get("/metrics", summary="Prometheus metrics: request latency by route, model inference time, jobs by "
+                                "state, queue depth, rate-limit refusals.", response_class=PlainTextResponse)
+def metrics(request: Request) -> PlainTextResponse:
+    registry = request.app.state.metrics.registry
+    return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -8,7 +8,7 @@ import logging
 import time
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from PIL import Image
 
@@ -86,7 +86,7 @@ def list_models(store: StoreDep, settings: SettingsDep) -> list[ModelOut]:
         503: {"description": "The model asked for (or the default) is not loaded."},
     },
 )
-def translate(body: TranslateRequest, store: StoreDep, settings: SettingsDep, _client: ApiClientDep):
+def translate(body: TranslateRequest, request: Request, store: StoreDep, settings: SettingsDep, _client: ApiClientDep):
     name = body.model or settings.default_model
     if name not in settings.drawing_models:
         raise HTTPException(status_code=422, detail=f"unknown model {name!r}; the drawing models are "
@@ -109,6 +109,7 @@ def translate(body: TranslateRequest, store: StoreDep, settings: SettingsDep, _c
         raise HTTPException(status_code=422, detail=f"member {body.member} does not exist; this model has members 0..{n - 1}")
     t0 = time.perf_counter()
     faces = ens.translate(body.strokes, members, **controls)
+    request.app.state.metrics.inference.labels(name).observe(time.perf_counter() - t0)
     images = [Image.fromarray(f).resize((body.size, body.size), Image.Resampling.LANCZOS) for f in faces]
     elapsed = (time.perf_counter() - t0) * 1000
     headers = {"X-Model": ens.name, "X-Model-Version": ens.manifest.version, "X-Elapsed-Ms": f"{elapsed:.1f}"}
