@@ -61,12 +61,30 @@ def _current_admin(request: Request, db: DbDep) -> AdminUser:
 AdminDep = Annotated[AdminUser, Depends(_current_admin)]
 
 
+def client_address(request: Request) -> str:
+    """The address a request came from: the socket's peer."""
+    return request.client.host if request.client else "unknown"
+
+
+def _too_many(limit: int, reset: int, who: str) -> HTTPException:
+    return HTTPException(status_code=429, detail=f"rate limit of {limit} requests per minute reached for {who}; "
+                                                 f"try again in {reset} s", headers={"Retry-After": str(reset)})
+
+
 def _api_client(request: Request) -> int | None:
-    """Calls without a key are the drawing page's (open to kids, and they need no database);
-    calls with ``X-API-Key`` are other apps': the key must exist and not be revoked (401), and
-    keeps to its per-minute limit (429). The key's id, or None for anonymous calls."""
+    """Calls without a key are the drawing page's (open to kids, and they need no database), each
+    client address within its per-minute budget (429); calls with ``X-API-Key`` are other apps':
+    the key must exist and not be revoked (401), and keeps to its own per-minute limit (429).
+    The key's id, or None for anonymous calls. As a dependency this runs before the body is
+    validated, so a refused call costs no drawing work."""
     plain = request.headers.get("x-api-key")
     if plain is None:
+        limit = request.app.state.settings.anonymous_requests_per_minute
+        if limit:
+            address = client_address(request)
+            allowed, reset = request.app.state.rate_limiter.hit(f"anon:{address}", limit)
+            if not allowed:
+                raise _too_many(limit, reset, "this address without an API key")
         return None
     Session = request.app.state.Session
     if Session is None:
@@ -77,8 +95,7 @@ def _api_client(request: Request) -> int | None:
             raise HTTPException(status_code=401, detail="unknown or revoked API key")
         allowed, reset = request.app.state.rate_limiter.hit(f"key:{key.id}", key.rate_limit_per_minute)
         if not allowed:
-            raise HTTPException(status_code=429, detail=f"rate limit of {key.rate_limit_per_minute} requests per minute "
-                                f"reached for this key; try again in {reset} s", headers={"Retry-After": str(reset)})
+            raise _too_many(key.rate_limit_per_minute, reset, "this key")
         crud.record_api_key_use(db, api_key=key)
         return key.id
 

@@ -98,6 +98,11 @@ class Settings(BaseSettings):
                     "python -c \"import secrets; print(secrets.token_urlsafe(48))\"")
     secret_key_file: Path = Field(PROJECT_ROOT / "var" / "secret_key",
                                   description="Where the generated key is kept when secret_key is empty.")
+    anonymous_requests_per_minute: int = Field(
+        120, ge=0,
+        description="Requests per minute each client address may make without an API key (the drawing page sends "
+                    "one after every stroke and undo; a kid drawing fast sends about 60); over it: 429 with "
+                    "Retry-After. 0: no limit. Keys have their own limits.")
     session_ttl_s: int = Field(12 * 3600, ge=60, description="Seconds an admin login lasts.")
     login_attempts_per_minute: int = Field(
         10, ge=1, description="Login attempts allowed per client address per minute, failed or not.")

@@ -114,6 +114,28 @@ def test_api_key_lifecycle_and_rate_limit(env, admin):
     assert client.post("/api/v1/translate", json=body, headers={"X-API-Key": key}).status_code == 401
 
 
+def test_anonymous_calls_have_a_budget_per_address(tmp_path, tiny_model):
+    """Without a key the drawing endpoint is open, but each address has its own per-minute budget
+    (a kid's live preview fits in it; a script does not), and a 422 spends it too."""
+    models = tmp_path / "models"
+    shutil.copytree(tiny_model, models / "sketch2anime")
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'a.db'}", models_dir=models, model_poll_s=0,
+                        default_model="sketch2anime", drawing_models=["sketch2anime"], datasets_dir=tmp_path / "ds",
+                        anonymous_requests_per_minute=3)
+    body = {"strokes": FACE, "size": 64}
+    app = create_app(settings)
+    with TestClient(app) as c, TestClient(app, client=("203.0.113.7", 4000)) as other:
+        window = int(time.time() // 60)
+        codes = [c.post("/api/v1/translate", json=body).status_code for _ in range(2)]
+        codes.append(c.post("/api/v1/translate", json={"strokes": []}).status_code)
+        r = c.post("/api/v1/translate", json=body)
+        codes.append(r.status_code)
+        if int(time.time() // 60) == window:  # all in one rate window
+            assert codes == [200, 200, 422, 429]
+            assert int(r.headers["Retry-After"]) > 0 and "per minute" in r.json()["detail"]
+        assert other.post("/api/v1/translate", json=body).status_code == 200  # another address: its own budget
+
+
 # -- jobs ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("config, field", [
