@@ -20,6 +20,7 @@ from backend.datasets import register_builtin
 from backend.db import crud
 from backend.db.session import make_engine, make_sessionmaker, upgrade_database
 from backend.jobs import service
+from backend.ratelimit import RateLimiter
 from backend.routes import faces, health, translate
 from backend.routes.admin import api_keys, datasets, jobs, models, queue
 from backend.routes.admin import auth as admin_auth
@@ -115,8 +116,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.Session = None
     app.state.db_error = "starting"
     app.state.secret = auth.secret_key(settings)
-    app.state.rate_limiter = auth.RateLimiter(settings.redis_url)
-    app.state.login_limiter = auth.RateLimiter(settings.redis_url)
+    app.state.rate_limiter = RateLimiter(settings.redis_url)
+    app.state.login_limiter = RateLimiter(settings.redis_url)
     for router in ROUTERS:
         app.include_router(router)
 

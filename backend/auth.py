@@ -4,8 +4,7 @@ Sessions: after a login, the admin holds a token ``<user_id>.<expiry>.<hmac>`` s
 server's secret key (HMAC-SHA256), in an HttpOnly cookie (the dashboard) or a Bearer header.
 The secret comes from settings, or is generated once and kept in ``var/secret_key`` (0600).
 
-Rate limits: a fixed one-minute window per API key, counted in Redis when it is configured (so
-every API process shares the count) and in memory otherwise.
+Rate limits are ``backend.ratelimit``'s.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import hashlib
 import hmac
 import os
 import secrets
-import threading
 import time
 from pathlib import Path
 
@@ -73,33 +71,3 @@ def read_session_token(key: bytes, token: str) -> int | None:
         return int(user)
     except (ValueError, AttributeError):
         return None
-
-
-class RateLimiter:
-    """Requests per key per minute; ``hit`` says whether one more request is allowed."""
-
-    def __init__(self, redis_url: str = ""):
-        self._redis = None
-        if redis_url:
-            import redis
-
-            self._redis = redis.Redis.from_url(redis_url, socket_timeout=2)
-        self._lock = threading.Lock()
-        self._counts: dict[tuple[str, int], int] = {}
-
-    def hit(self, key: str, limit: int) -> tuple[bool, int]:
-        """(allowed, seconds until the window resets)."""
-        window = int(time.time() // 60)
-        reset = 60 - int(time.time() % 60)
-        if self._redis is not None:
-            name = f"d2a:rate:{key}:{window}"
-            pipe = self._redis.pipeline()
-            pipe.incr(name)
-            pipe.expire(name, 120)
-            count = int(pipe.execute()[0])
-        else:
-            with self._lock:
-                self._counts = {k: v for k, v in self._counts.items() if k[1] >= window}
-                count = self._counts.get((key, window), 0) + 1
-                self._counts[(key, window)] = count
-        return count <= limit, reset

@@ -383,3 +383,28 @@ def test_bad_uploads_are_refused_and_leave_nothing(env, admin, case):
     assert _left_behind(settings) == before
     names = [d["name"] for d in client.get("/api/v1/admin/datasets", headers=admin).json()]
     assert f"bad {case}" not in names
+
+
+# -- Redis down -------------------------------------------------------------------------------------
+
+def test_with_redis_down_login_and_api_keys_still_work_and_limits_hold(tmp_path, tiny_model):
+    """The rate limiters count in the process when Redis does not answer: never a 500."""
+    models = tmp_path / "models"
+    shutil.copytree(tiny_model, models / "sketch2anime")
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'a.db'}", models_dir=models, model_poll_s=0,
+                        default_model="sketch2anime", drawing_models=["sketch2anime"], datasets_dir=tmp_path / "ds",
+                        admin_username=ADMIN[0], admin_password=ADMIN[1], redis_url="redis://127.0.0.1:1/0",
+                        anonymous_requests_per_minute=1000)
+    body = {"strokes": FACE, "size": 64}
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        assert c.post("/api/v1/admin/login", json={"username": ADMIN[0], "password": "wrong"}).status_code == 401
+        r = c.post("/api/v1/admin/login", json={"username": ADMIN[0], "password": ADMIN[1]})
+        assert r.status_code == 200, r.text
+        bearer = {"Authorization": f"Bearer {r.json()['token']}"}
+        key = c.post("/api/v1/admin/api-keys", json={"name": "app", "rate_limit_per_minute": 2}, headers=bearer).json()["key"]
+        window = int(time.time() // 60)
+        codes = [c.post("/api/v1/translate", json=body, headers={"X-API-Key": key}).status_code for _ in range(3)]
+        assert codes[:2] == [200, 200] and codes[2] in (200, 429)
+        if int(time.time() // 60) == window:
+            assert codes[2] == 429  # the key's limit is kept in the process meanwhile
+        assert c.post("/api/v1/translate", json=body).status_code == 200  # the drawing page
