@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from backend import auth
+from backend import auth, security
 from backend.datasets import register_builtin
 from backend.db import crud
 from backend.db.session import make_engine, make_sessionmaker, upgrade_database
@@ -118,6 +118,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.secret = auth.secret_key(settings)
     app.state.rate_limiter = RateLimiter(settings.redis_url)
     app.state.login_limiter = RateLimiter(settings.redis_url)
+    app.state.trusted_proxies = security.parse_networks(settings.trusted_proxies)
+    app.add_middleware(security.SecurityHeaders)
     for router in ROUTERS:
         app.include_router(router)
 

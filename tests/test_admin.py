@@ -88,6 +88,123 @@ def test_login_attempts_are_limited(tmp_path, tiny_model):
     assert codes[:3] == [401] * 3 and codes[3:] == [429, 429]
 
 
+def _app(tmp_path, tiny_model, **extra):
+    models = tmp_path / "models"
+    if not models.exists():
+        shutil.copytree(tiny_model, models / "sketch2anime")
+    return create_app(Settings(database_url=f"sqlite:///{tmp_path / 'a.db'}", models_dir=models, model_poll_s=0,
+                               default_model="sketch2anime", drawing_models=["sketch2anime"],
+                               datasets_dir=tmp_path / "ds", admin_username=ADMIN[0], admin_password=ADMIN[1],
+                               **extra))
+
+
+def _login(client: TestClient, password: str = ADMIN[1], **kwargs):
+    return client.post("/api/v1/admin/login", json={"username": ADMIN[0], "password": password}, **kwargs)
+
+
+def test_logout_revokes_the_token(env):
+    client, _, _ = env
+    with TestClient(client.app) as browser:
+        token = _login(browser).json()["token"]
+        cookie = browser.cookies.get("d2a_session")
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert client.get("/api/v1/admin/me", headers=bearer).status_code == 200
+        assert browser.post("/api/v1/admin/logout").status_code == 200
+    # the same token, kept by whoever saw it, no longer opens the dashboard: not as a bearer token,
+    # not as a cookie
+    assert client.get("/api/v1/admin/me", headers=bearer).status_code == 401
+    with TestClient(client.app, cookies={"d2a_session": cookie}) as replay:
+        assert replay.get("/api/v1/admin/me").status_code == 401
+    # another session of the same admin is not logged out with it
+    other = {"Authorization": f"Bearer {_login(client).json()['token']}"}
+    assert client.get("/api/v1/admin/me", headers=other).status_code == 200
+    assert client.post("/api/v1/admin/logout", headers=other).status_code == 200
+    assert client.get("/api/v1/admin/me", headers=other).status_code == 401
+
+
+def test_cookie_requests_that_change_things_must_come_from_the_app_itself(env):
+    client, _, _ = env
+    new_key = {"name": "csrf?", "rate_limit_per_minute": 5}
+    with TestClient(client.app) as browser:
+        token = _login(browser).json()["token"]
+        foreign = {"Origin": "https://evil.example"}
+        r = browser.post("/api/v1/admin/api-keys", json=new_key, headers=foreign)
+        assert r.status_code == 403 and "origin" in r.json()["detail"]
+        assert browser.post("/api/v1/admin/api-keys", json=new_key,
+                            headers={"Referer": "https://evil.example/page"}).status_code == 403
+        assert browser.post("/api/v1/admin/api-keys", json=new_key, headers={"Origin": "null"}).status_code == 403
+        assert browser.post("/api/v1/admin/logout", headers=foreign).status_code == 403  # still logged in
+        assert browser.get("/api/v1/admin/api-keys", headers=foreign).status_code == 200  # reading changes nothing
+        assert browser.post("/api/v1/admin/api-keys", json=new_key,
+                            headers={"Origin": "http://testserver"}).status_code == 201
+        assert browser.post("/api/v1/admin/api-keys", json=new_key,
+                            headers={"Referer": "http://testserver/admin/"}).status_code == 201
+        # a bearer token is not sent by browsers on their own: no origin check
+        assert client.post("/api/v1/admin/api-keys", json=new_key,
+                           headers={**foreign, "Authorization": f"Bearer {token}"}).status_code == 201
+
+
+def test_wrong_passwords_from_one_address_never_lock_the_admin_out_elsewhere(tmp_path, tiny_model):
+    app = _app(tmp_path, tiny_model, login_attempts_per_minute=3)
+    with TestClient(app, client=("198.51.100.66", 1)) as attacker, TestClient(app, client=("192.0.2.10", 1)) as admin:
+        window = int(time.time() // 60)
+        codes = [_login(attacker, "guess").status_code for _ in range(11)]
+        right_from_attacker = _login(attacker).status_code
+        same_window = int(time.time() // 60) == window
+        # the real admin, elsewhere, gets in, as often as needed: successes are not failures
+        assert [_login(admin).status_code for _ in range(5)] == [200] * 5
+        if same_window:
+            assert codes == [401] * 3 + [429] * 8 and right_from_attacker == 429
+
+
+def test_forwarded_addresses_count_only_from_configured_proxies(tmp_path, tiny_model):
+    app = _app(tmp_path, tiny_model, login_attempts_per_minute=3)
+    with TestClient(app, client=("198.51.100.66", 1)) as direct:
+        window = int(time.time() // 60)
+        codes = [_login(direct, "guess", headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code for i in range(5)]
+        if int(time.time() // 60) == window:  # a new X-Forwarded-For per try changes nothing
+            assert codes == [401] * 3 + [429] * 2
+    app = _app(tmp_path, tiny_model, login_attempts_per_minute=3, trusted_proxies=["10.0.0.0/8"])
+    with TestClient(app, client=("10.1.2.3", 1)) as proxy:
+        window = int(time.time() // 60)
+        # behind the proxy, each forwarded client is its own; a spoofed address ahead of the one
+        # the proxy saw is ignored
+        spread = [_login(proxy, "guess", headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code for i in range(5)]
+        one = [_login(proxy, "guess", headers={"X-Forwarded-For": f"192.0.2.{i}, 203.0.113.99"}).status_code
+               for i in range(5)]
+        if int(time.time() // 60) == window:
+            assert spread == [401] * 5 and one == [401] * 3 + [429] * 2
+
+
+@pytest.mark.parametrize("path", ["/", "/admin/", "/faces/", "/api/v1/models", "/healthz", "/api/v1/admin/me"])
+def test_pages_and_the_api_send_security_headers(env, path):
+    client, _, _ = env
+    r = client.get(path)
+    csp = r.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "default-src 'self'" in csp and "unsafe-inline" not in csp
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["referrer-policy"] == "same-origin"
+
+
+def test_the_api_docs_page_still_loads_under_its_own_policy(env):
+    client, _, _ = env
+    r = client.get("/docs")
+    assert r.status_code == 200 and "frame-ancestors 'none'" in r.headers["content-security-policy"]
+
+
+def test_the_pages_have_no_inline_script_or_style_that_the_policy_would_block():
+    import re
+
+    from backend.app import FRONTEND_DIR
+
+    for page in FRONTEND_DIR.rglob("*.html"):
+        html = page.read_text()
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), page  # every script is a file
+        assert not re.search(r"\son[a-z]+\s*=", html), page  # no onclick= and friends
+        assert not re.search(r"<style|\sstyle\s*=", html), page
+        assert "javascript:" not in html, page
+
+
 # -- API keys --------------------------------------------------------------------------------------
 
 def test_api_key_lifecycle_and_rate_limit(env, admin):
