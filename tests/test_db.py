@@ -796,6 +796,15 @@ def test_admins_create_and_authenticate(db):
     assert crud.authenticate_admin(db, username="alice", password="correct horse battery") is None
 
 
+def test_revoked_sessions_are_kept_until_they_would_have_expired(db):
+    now = dt.datetime.now(dt.timezone.utc)
+    crud.revoke_session(db, sid="old", admin_id=1, expires_at=now - dt.timedelta(seconds=1))
+    crud.revoke_session(db, sid="live", admin_id=1, expires_at=now + dt.timedelta(hours=1))
+    crud.revoke_session(db, sid="live", admin_id=1, expires_at=now + dt.timedelta(hours=1))  # twice: no error
+    assert crud.session_revoked(db, sid="live") and not crud.session_revoked(db, sid="never")
+    assert not crud.session_revoked(db, sid="old")  # expired: forgotten (its token is refused as expired anyway)
+
+
 def test_an_admin_created_twice_at_once_is_a_value_error(Session, monkeypatch):
     """Two processes creating the same admin: the loser gets the same ValueError, not a crash."""
     with Session() as s1, Session() as s2:
