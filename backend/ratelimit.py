@@ -22,11 +22,13 @@ class RateLimiter:
     def __init__(self, redis_url: str = "", *, retry_s: float = 5.0):
         self._redis = None
         self._url = redis_url
+        self._redis_errors: tuple[type[BaseException], ...] = ()
         if redis_url:
             import redis
 
             # Short timeouts: a limiter waits on Redis inside every limited request.
             self._redis = redis.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+            self._redis_errors = (redis.RedisError, OSError)
         self._retry_s = retry_s
         self._down_since: float | None = None  # when Redis stopped answering; None while it answers
         self._next_try = 0.0
@@ -47,7 +49,7 @@ class RateLimiter:
         if self._redis is not None and time.monotonic() >= self._next_try:
             try:
                 count = self._redis_count(f"d2a:rate:{key}:{window}", add)
-            except Exception as exc:  # noqa: BLE001 - redis.RedisError, or an OSError under it
+            except self._redis_errors as exc:
                 self._went_down(exc)
             else:
                 self._came_back()
