@@ -35,7 +35,8 @@ from backend.db.session import alembic_config, make_engine, make_sessionmaker, n
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("D2A_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-TABLES = {"datasets", "admin_users", "training_jobs", "model_versions", "api_keys", "workers", "sample_requests"}
+TABLES = {"datasets", "admin_users", "training_jobs", "model_versions", "api_keys", "workers", "sample_requests",
+          "revoked_sessions"}
 
 
 # -- PostgreSQL: one throwaway database per test session -------------------------------------
