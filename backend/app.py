@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from backend import auth
+from backend import auth, security
 from backend.body_limits import BodyLimits
 from backend.datasets import register_builtin
 from backend.db import crud
@@ -25,6 +25,7 @@ from backend.db.session import make_engine, make_sessionmaker, upgrade_database
 from backend.errors import document_errors
 from backend.jobs import service
 from backend.metrics import Metrics, RequestTimer
+from backend.ratelimit import RateLimiter
 from backend.routes import faces, health, translate
 from backend.routes.admin import api_keys, datasets, jobs, models, queue
 from backend.routes.admin import auth as admin_auth
@@ -157,8 +158,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.Session = None
     app.state.db_error = "starting"
     app.state.secret = auth.secret_key(settings)
-    app.state.rate_limiter = auth.RateLimiter(settings.redis_url)
-    app.state.login_limiter = auth.RateLimiter(settings.redis_url)
+    app.state.rate_limiter = RateLimiter(settings.redis_url)
+    app.state.login_limiter = RateLimiter(settings.redis_url)
+    app.state.trusted_proxies = security.parse_networks(settings.trusted_proxies)
+    app.add_middleware(security.SecurityHeaders)
     for router in ROUTERS:
         app.include_router(router)
     document_errors(app)

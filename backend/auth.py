@@ -1,21 +1,20 @@
-"""Admin sessions and API-key rate limits.
+"""Admin sessions: the server's secret key, and the signed session tokens.
 
-Sessions: after a login, the admin holds a token ``<user_id>.<expiry>.<hmac>`` signed with the
-server's secret key (HMAC-SHA256), in an HttpOnly cookie (the dashboard) or a Bearer header.
+Sessions: after a login, the admin holds a token ``<user_id>.<session id>.<expiry>.<hmac>`` signed
+with the server's secret key (HMAC-SHA256), in an HttpOnly cookie (the dashboard) or a Bearer
+header. Logout revokes the session id in the database, so a copied token dies with the session.
 The secret comes from settings, or is generated once and kept in ``var/secret_key`` (0600).
-
-Rate limits: a fixed one-minute window per API key, counted in Redis when it is configured (so
-every API process shares the count) and in memory otherwise.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import os
 import secrets
-import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from backend.settings import Settings
@@ -56,50 +55,29 @@ def _sign(key: bytes, payload: str) -> str:
     return hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
 
 
+@dataclass(frozen=True)
+class SessionToken:
+    """What a valid token says: whose session, which one (logout revokes it by this id), until when."""
+
+    user_id: int
+    sid: str
+    expires_at: dt.datetime
+
+
 def make_session_token(key: bytes, user_id: int, ttl_s: int) -> str:
-    payload = f"{user_id}.{int(time.time()) + ttl_s}"
+    payload = f"{user_id}.{secrets.token_hex(16)}.{int(time.time()) + ttl_s}"
     return f"{payload}.{_sign(key, payload)}"
 
 
-def read_session_token(key: bytes, token: str) -> int | None:
-    """The user id in a valid, unexpired token; None otherwise."""
+def read_session_token(key: bytes, token: str) -> SessionToken | None:
+    """What a well-signed, unexpired token says; None otherwise. Whether its session was revoked
+    is the database's to say (``crud.session_revoked``)."""
     try:
-        user, expiry, sig = token.split(".")
-        payload = f"{user}.{expiry}"
-        if not hmac.compare_digest(sig, _sign(key, payload)):
+        user, sid, expiry, sig = token.split(".")
+        if not hmac.compare_digest(sig, _sign(key, f"{user}.{sid}.{expiry}")):
             return None
         if int(expiry) < time.time():
             return None
-        return int(user)
-    except (ValueError, AttributeError):
+        return SessionToken(int(user), sid, dt.datetime.fromtimestamp(int(expiry), dt.timezone.utc))
+    except (ValueError, AttributeError, OverflowError):
         return None
-
-
-class RateLimiter:
-    """Requests per key per minute; ``hit`` says whether one more request is allowed."""
-
-    def __init__(self, redis_url: str = ""):
-        self._redis = None
-        if redis_url:
-            import redis
-
-            self._redis = redis.Redis.from_url(redis_url, socket_timeout=2)
-        self._lock = threading.Lock()
-        self._counts: dict[tuple[str, int], int] = {}
-
-    def hit(self, key: str, limit: int) -> tuple[bool, int]:
-        """(allowed, seconds until the window resets)."""
-        window = int(time.time() // 60)
-        reset = 60 - int(time.time() % 60)
-        if self._redis is not None:
-            name = f"d2a:rate:{key}:{window}"
-            pipe = self._redis.pipeline()
-            pipe.incr(name)
-            pipe.expire(name, 120)
-            count = int(pipe.execute()[0])
-        else:
-            with self._lock:
-                self._counts = {k: v for k, v in self._counts.items() if k[1] >= window}
-                count = self._counts.get((key, window), 0) + 1
-                self._counts[(key, window)] = count
-        return count <= limit, reset

@@ -119,6 +119,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=args.host or settings.host,
             port=args.port or settings.port,
             log_level=settings.log_level,
+            # The app decides whom to believe about client addresses (settings.trusted_proxies);
+            # uvicorn's own X-Forwarded-For handling would trust any local peer.
+            proxy_headers=False,
         )
     finally:
         if workers is not None:

@@ -7,13 +7,14 @@ driver out of range."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request
 from pydantic import Field
 from sqlalchemy.orm import Session
 
-from backend import auth
+from backend import auth, security
 from backend.db import crud
 from backend.db.models import AdminUser
 from backend.serving import ModelStore
@@ -54,34 +55,79 @@ StoreDep = Annotated[ModelStore, Depends(_store)]
 DbDep = Annotated[Session, Depends(_db)]
 
 
-def _token(request: Request) -> str | None:
+def _token(request: Request) -> tuple[str | None, bool]:
+    """The session token, and whether it came in the cookie (which browsers send on their own)."""
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    return request.cookies.get(auth.SESSION_COOKIE)
+        return header[7:].strip(), False
+    return request.cookies.get(auth.SESSION_COOKIE), True
 
 
-def _current_admin(request: Request, db: DbDep) -> AdminUser:
-    token = _token(request)
+@dataclass(frozen=True)
+class AdminSession:
+    admin: AdminUser
+    token: auth.SessionToken
+
+
+def _session(request: Request, db: DbDep) -> AdminSession | None:
+    """The admin's session, or None when the request has no token or its token is not valid
+    (forged, expired, logged out, or its admin disabled). A request that would change something
+    with the cookie must come from the app's own pages (403 otherwise), so that another site
+    cannot act with a logged-in admin's cookie; bearer tokens are not sent by browsers on their
+    own and are not checked."""
+    token, from_cookie = _token(request)
     if not token:
-        raise HTTPException(status_code=401, detail="log in first", headers={"WWW-Authenticate": "Bearer"})
-    user_id = auth.read_session_token(request.app.state.secret, token)
-    admin = crud.get_admin(db, admin_id=user_id) if user_id is not None else None
+        return None
+    if from_cookie and request.method not in security.SAFE_METHODS and not security.from_this_site(request):
+        raise HTTPException(status_code=403, detail="refused: this request's origin is not this site, and it "
+                                                    "carries the session cookie")
+    session = auth.read_session_token(request.app.state.secret, token)
+    if session is None or crud.session_revoked(db, sid=session.sid):
+        return None
+    admin = crud.get_admin(db, admin_id=session.user_id)
     if admin is None or admin.disabled:
-        raise HTTPException(status_code=401, detail="your session is not valid; log in again",
-                            headers={"WWW-Authenticate": "Bearer"})
-    return admin
+        return None
+    return AdminSession(admin, session)
+
+
+SessionDep = Annotated[AdminSession | None, Depends(_session)]
+
+
+def _current_admin(request: Request, session: SessionDep) -> AdminUser:
+    if session is None:
+        detail = "your session is not valid; log in again" if _token(request)[0] else "log in first"
+        raise HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+    return session.admin
 
 
 AdminDep = Annotated[AdminUser, Depends(_current_admin)]
 
 
+def client_address(request: Request) -> str:
+    """The address a request came from: the socket's peer, or behind a configured proxy the
+    client it forwarded (see ``security.client_address``)."""
+    return security.client_address(request, request.app.state.trusted_proxies)
+
+
+def _too_many(limit: int, reset: int, who: str) -> HTTPException:
+    return HTTPException(status_code=429, detail=f"rate limit of {limit} requests per minute reached for {who}; "
+                                                 f"try again in {reset} s", headers={"Retry-After": str(reset)})
+
+
 def _api_client(request: Request) -> int | None:
-    """Calls without a key are the drawing page's (open to kids, and they need no database);
-    calls with ``X-API-Key`` are other apps': the key must exist and not be revoked (401), and
-    keeps to its per-minute limit (429). The key's id, or None for anonymous calls."""
+    """Calls without a key are the drawing page's (open to kids, and they need no database), each
+    client address within its per-minute budget (429); calls with ``X-API-Key`` are other apps':
+    the key must exist and not be revoked (401), and keeps to its own per-minute limit (429).
+    The key's id, or None for anonymous calls. As a dependency this runs before the body is
+    validated, so a refused call costs no drawing work."""
     plain = request.headers.get("x-api-key")
     if plain is None:
+        limit = request.app.state.settings.anonymous_requests_per_minute
+        if limit:
+            address = client_address(request)
+            allowed, reset = request.app.state.rate_limiter.hit(f"anon:{address}", limit)
+            if not allowed:
+                raise _too_many(limit, reset, "this address without an API key")
         return None
     Session = request.app.state.Session
     if Session is None:
@@ -92,8 +138,7 @@ def _api_client(request: Request) -> int | None:
             raise HTTPException(status_code=401, detail="unknown or revoked API key")
         allowed, reset = request.app.state.rate_limiter.hit(f"key:{key.id}", key.rate_limit_per_minute)
         if not allowed:
-            raise HTTPException(status_code=429, detail=f"rate limit of {key.rate_limit_per_minute} requests per minute "
-                                f"reached for this key; try again in {reset} s", headers={"Retry-After": str(reset)})
+            raise _too_many(key.rate_limit_per_minute, reset, "this key")
         crud.record_api_key_use(db, api_key=key)
         return key.id
 

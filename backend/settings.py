@@ -102,9 +102,21 @@ class Settings(BaseSettings):
                     "python -c \"import secrets; print(secrets.token_urlsafe(48))\"")
     secret_key_file: Path = Field(PROJECT_ROOT / "var" / "secret_key",
                                   description="Where the generated key is kept when secret_key is empty.")
-    session_ttl_s: int = Field(12 * 3600, ge=60, description="Seconds an admin login lasts.")
+    anonymous_requests_per_minute: int = Field(
+        120, ge=0,
+        description="Requests per minute each client address may make without an API key (the drawing page sends "
+                    "one after every stroke and undo; a kid drawing fast sends about 60); over it: 429 with "
+                    "Retry-After. 0: no limit. Keys have their own limits.")
+    session_ttl_s: int = Field(12 * 3600, ge=60, description="Seconds an admin login lasts (logout ends it sooner).")
     login_attempts_per_minute: int = Field(
-        10, ge=1, description="Login attempts allowed per client address per minute, failed or not.")
+        10, ge=1, description="Failed logins allowed per user name and client address per minute; then that user name "
+                              "is refused from that address (429) until the minute is over. Other addresses, and "
+                              "successful logins, are not counted against it.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks (a JSON list, e.g. [\"127.0.0.1\", \"10.0.0.0/8\"]) of the reverse proxies in "
+                    "front of the app: only from them is X-Forwarded-For believed for the client's address (rate "
+                    "limits, login limits). Empty: the socket's peer address is the client's.")
     admin_username: str = Field(
         "", description="The first admin, created at start-up when both admin_username and admin_password are set "
                         "and no admin of that name exists. Prefer doodle2anime admin create; there is no default password.")
@@ -153,6 +165,14 @@ class Settings(BaseSettings):
         v = v if v.is_absolute() else (PROJECT_ROOT / v).resolve()
         if not v.is_file():
             raise ValueError(f"no file at {v} (pytorch-fid's pt_inception-2015-12-05-6726825d.pth is expected)")
+        return v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        from backend.security import parse_networks
+
+        parse_networks(v)  # a ValueError names the entry that is no address or network
         return v
 
     @field_validator("providers")

@@ -78,6 +78,7 @@ class Server:
             "D2A_DATABASE_URL": f"sqlite:///{Path(self._tmp.name) / 'bench.db'}",
             "D2A_DATASETS_DIR": str(Path(self._tmp.name) / "datasets"),
             "D2A_SECRET_KEY": secrets.token_hex(32),  # else the app writes a key file into the project
+            "D2A_ANONYMOUS_REQUESTS_PER_MINUTE": "0",  # the benchmark is one address sending thousands a minute
             "PYTHONUNBUFFERED": "1",
         })
         cmd = [sys.executable, "-m", "uvicorn", "backend.app:create_app", "--factory",

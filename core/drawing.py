@@ -26,10 +26,17 @@ SPACE = 256.0
 LINE_DIAMETER = 16.0
 PADDING = 16.0
 
-# Limits on what one request may hold. A kid's face is a few dozen strokes of a few hundred points.
+# Limits on what one request may hold, which bound the work one drawing may cost. A kid's face is
+# a few dozen strokes of a few hundred points and about 1,000-2,000 units of line in the 256-unit
+# space (the synthetic doodles: at most 1,830). The work grows with the points the simplification
+# keeps (the renderer draws one segment per kept point) and with the length of line (resampled at
+# 1 unit, then simplified stroke by stroke, at worst line x points of the stroke): the worst
+# drawings within these limits take 0.2-0.3 s of CPU on a 2-core machine (tests/test_drawing.py);
+# under the old ones (32,768 points, no bound on line) a zig-zag drawing took from 2 s to minutes.
 MAX_STROKES = 256
-MAX_POINTS_PER_STROKE = 4096
-MAX_POINTS_TOTAL = 32768
+MAX_POINTS_PER_STROKE = 1024
+MAX_POINTS_TOTAL = 4096
+MAX_INK_LENGTH = 20_000.0  # total length of line, in the 256-unit space (about 80 lines across it)
 MAX_ABS_COORDINATE = 1e6
 
 Stroke = np.ndarray  # float64 array of shape (2, n): row 0 holds x, row 1 holds y
@@ -100,7 +107,21 @@ def parse_strokes(raw: object) -> Drawing:
                 f"stroke {i} has a coordinate beyond ±{MAX_ABS_COORDINATE:g}"
             )
         strokes.append(arr[:2].copy())
+    ink = ink_length(strokes)
+    if ink > MAX_INK_LENGTH:
+        raise DrawingError(f"too many long lines: {ink:,.0f} units of line where the limit is {MAX_INK_LENGTH:,.0f} "
+                           "(lengths in a drawing scaled to 256 units)")
     return Drawing(tuple(strokes))
+
+
+def ink_length(strokes: list[Stroke] | tuple[Stroke, ...]) -> float:
+    """Total length of the strokes once the drawing is scaled to the 256-unit space, as
+    ``simplify`` scales it: the number of points its 1-unit resampling makes."""
+    allpts = np.concatenate(strokes, axis=1)
+    extent = float((allpts.max(axis=1) - allpts.min(axis=1)).max())
+    if extent == 0:
+        return 0.0
+    return sum(float(np.hypot(*np.diff(s, axis=1)).sum()) for s in strokes) * 255.0 / extent
 
 
 def _resample(stroke: Stroke, spacing: float = 1.0) -> Stroke:

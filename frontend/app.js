@@ -22,8 +22,8 @@ const REQUEST_TIMEOUT_MS = 30000;
 const HISTORY_LIMIT = 300;
 // The API's limits on one drawing (see the REST API docs).
 const MAX_STROKES = 256;
-const MAX_POINTS_PER_STROKE = 4096;
-const MAX_POINTS_TOTAL = 32768;
+const MAX_POINTS_PER_STROKE = 1024;
+const MAX_POINTS_TOTAL = 4096;
 
 const INK = "#2b2d42";
 
@@ -415,7 +415,11 @@ function describeFollow() {
 /** The drawing in Quick, Draw! raw format, t in ms since the drawing's first point. */
 function toRaw(strokes) {
   const total = strokes.reduce((n, s) => n + s.xs.length, 0);
-  const keepEvery = Math.ceil(total / MAX_POINTS_TOTAL); // 1 unless the drawing is enormous
+  const longest = strokes.reduce((n, s) => Math.max(n, s.xs.length), 0);
+  // 1 unless the drawing is enormous; then every other point or fewer (a few paper units apart,
+  // still finer than the 1-unit-in-256 resampling the server does). A stroke also keeps its last
+  // point: one more per stroke.
+  const keepEvery = Math.max(Math.ceil(total / (MAX_POINTS_TOTAL - strokes.length)), Math.ceil((longest - 1) / (MAX_POINTS_PER_STROKE - 1)), 1);
   const t0 = strokes.length ? strokes[0].ts[0] : 0;
   const round = (v) => Math.round(v * 10) / 10;
   return strokes.map((s) => {

@@ -82,3 +82,19 @@ def browser():
             yield b
         finally:
             b.close()
+
+
+def wait_for_function(page, expression: str, arg=None, *, timeout: float = 30000, polling: float = 100) -> None:
+    """Playwright's ``page.wait_for_function``, under the app's Content-Security-Policy.
+
+    Playwright builds its in-page poller with eval, which the pages' policy forbids (no
+    'unsafe-eval', rightly); ``page.evaluate`` goes through the DevTools protocol, which the
+    policy does not cover. So poll with it, and the browser tests run under the real policy.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression, arg):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout:.0f} ms for: {expression}")
+        page.wait_for_timeout(polling)

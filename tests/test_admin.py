@@ -88,6 +88,123 @@ def test_login_attempts_are_limited(tmp_path, tiny_model):
     assert codes[:3] == [401] * 3 and codes[3:] == [429, 429]
 
 
+def _app(tmp_path, tiny_model, **extra):
+    models = tmp_path / "models"
+    if not models.exists():
+        shutil.copytree(tiny_model, models / "sketch2anime")
+    return create_app(Settings(database_url=f"sqlite:///{tmp_path / 'a.db'}", models_dir=models, model_poll_s=0,
+                               default_model="sketch2anime", drawing_models=["sketch2anime"],
+                               datasets_dir=tmp_path / "ds", admin_username=ADMIN[0], admin_password=ADMIN[1],
+                               **extra))
+
+
+def _login(client: TestClient, password: str = ADMIN[1], **kwargs):
+    return client.post("/api/v1/admin/login", json={"username": ADMIN[0], "password": password}, **kwargs)
+
+
+def test_logout_revokes_the_token(env):
+    client, _, _ = env
+    with TestClient(client.app) as browser:
+        token = _login(browser).json()["token"]
+        cookie = browser.cookies.get("d2a_session")
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert client.get("/api/v1/admin/me", headers=bearer).status_code == 200
+        assert browser.post("/api/v1/admin/logout").status_code == 200
+    # the same token, kept by whoever saw it, no longer opens the dashboard: not as a bearer token,
+    # not as a cookie
+    assert client.get("/api/v1/admin/me", headers=bearer).status_code == 401
+    with TestClient(client.app, cookies={"d2a_session": cookie}) as replay:
+        assert replay.get("/api/v1/admin/me").status_code == 401
+    # another session of the same admin is not logged out with it
+    other = {"Authorization": f"Bearer {_login(client).json()['token']}"}
+    assert client.get("/api/v1/admin/me", headers=other).status_code == 200
+    assert client.post("/api/v1/admin/logout", headers=other).status_code == 200
+    assert client.get("/api/v1/admin/me", headers=other).status_code == 401
+
+
+def test_cookie_requests_that_change_things_must_come_from_the_app_itself(env):
+    client, _, _ = env
+    new_key = {"name": "csrf?", "rate_limit_per_minute": 5}
+    with TestClient(client.app) as browser:
+        token = _login(browser).json()["token"]
+        foreign = {"Origin": "https://evil.example"}
+        r = browser.post("/api/v1/admin/api-keys", json=new_key, headers=foreign)
+        assert r.status_code == 403 and "origin" in r.json()["detail"]
+        assert browser.post("/api/v1/admin/api-keys", json=new_key,
+                            headers={"Referer": "https://evil.example/page"}).status_code == 403
+        assert browser.post("/api/v1/admin/api-keys", json=new_key, headers={"Origin": "null"}).status_code == 403
+        assert browser.post("/api/v1/admin/logout", headers=foreign).status_code == 403  # still logged in
+        assert browser.get("/api/v1/admin/api-keys", headers=foreign).status_code == 200  # reading changes nothing
+        assert browser.post("/api/v1/admin/api-keys", json=new_key,
+                            headers={"Origin": "http://testserver"}).status_code == 201
+        assert browser.post("/api/v1/admin/api-keys", json=new_key,
+                            headers={"Referer": "http://testserver/admin/"}).status_code == 201
+        # a bearer token is not sent by browsers on their own: no origin check
+        assert client.post("/api/v1/admin/api-keys", json=new_key,
+                           headers={**foreign, "Authorization": f"Bearer {token}"}).status_code == 201
+
+
+def test_wrong_passwords_from_one_address_never_lock_the_admin_out_elsewhere(tmp_path, tiny_model):
+    app = _app(tmp_path, tiny_model, login_attempts_per_minute=3)
+    with TestClient(app, client=("198.51.100.66", 1)) as attacker, TestClient(app, client=("192.0.2.10", 1)) as admin:
+        window = int(time.time() // 60)
+        codes = [_login(attacker, "guess").status_code for _ in range(11)]
+        right_from_attacker = _login(attacker).status_code
+        same_window = int(time.time() // 60) == window
+        # the real admin, elsewhere, gets in, as often as needed: successes are not failures
+        assert [_login(admin).status_code for _ in range(5)] == [200] * 5
+        if same_window:
+            assert codes == [401] * 3 + [429] * 8 and right_from_attacker == 429
+
+
+def test_forwarded_addresses_count_only_from_configured_proxies(tmp_path, tiny_model):
+    app = _app(tmp_path, tiny_model, login_attempts_per_minute=3)
+    with TestClient(app, client=("198.51.100.66", 1)) as direct:
+        window = int(time.time() // 60)
+        codes = [_login(direct, "guess", headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code for i in range(5)]
+        if int(time.time() // 60) == window:  # a new X-Forwarded-For per try changes nothing
+            assert codes == [401] * 3 + [429] * 2
+    app = _app(tmp_path, tiny_model, login_attempts_per_minute=3, trusted_proxies=["10.0.0.0/8"])
+    with TestClient(app, client=("10.1.2.3", 1)) as proxy:
+        window = int(time.time() // 60)
+        # behind the proxy, each forwarded client is its own; a spoofed address ahead of the one
+        # the proxy saw is ignored
+        spread = [_login(proxy, "guess", headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code for i in range(5)]
+        one = [_login(proxy, "guess", headers={"X-Forwarded-For": f"192.0.2.{i}, 203.0.113.99"}).status_code
+               for i in range(5)]
+        if int(time.time() // 60) == window:
+            assert spread == [401] * 5 and one == [401] * 3 + [429] * 2
+
+
+@pytest.mark.parametrize("path", ["/", "/admin/", "/faces/", "/api/v1/models", "/healthz", "/api/v1/admin/me"])
+def test_pages_and_the_api_send_security_headers(env, path):
+    client, _, _ = env
+    r = client.get(path)
+    csp = r.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "default-src 'self'" in csp and "unsafe-inline" not in csp
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["referrer-policy"] == "same-origin"
+
+
+def test_the_api_docs_page_still_loads_under_its_own_policy(env):
+    client, _, _ = env
+    r = client.get("/docs")
+    assert r.status_code == 200 and "frame-ancestors 'none'" in r.headers["content-security-policy"]
+
+
+def test_the_pages_have_no_inline_script_or_style_that_the_policy_would_block():
+    import re
+
+    from backend.app import FRONTEND_DIR
+
+    for page in FRONTEND_DIR.rglob("*.html"):
+        html = page.read_text()
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), page  # every script is a file
+        assert not re.search(r"\son[a-z]+\s*=", html), page  # no onclick= and friends
+        assert not re.search(r"<style|\sstyle\s*=", html), page
+        assert "javascript:" not in html, page
+
+
 # -- API keys --------------------------------------------------------------------------------------
 
 def test_api_key_lifecycle_and_rate_limit(env, admin):
@@ -112,6 +229,28 @@ def test_api_key_lifecycle_and_rate_limit(env, admin):
     # revoked keys are refused
     assert client.delete(f"/api/v1/admin/api-keys/{created['id']}", headers=admin).status_code == 200
     assert client.post("/api/v1/translate", json=body, headers={"X-API-Key": key}).status_code == 401
+
+
+def test_anonymous_calls_have_a_budget_per_address(tmp_path, tiny_model):
+    """Without a key the drawing endpoint is open, but each address has its own per-minute budget
+    (a kid's live preview fits in it; a script does not), and a 422 spends it too."""
+    models = tmp_path / "models"
+    shutil.copytree(tiny_model, models / "sketch2anime")
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'a.db'}", models_dir=models, model_poll_s=0,
+                        default_model="sketch2anime", drawing_models=["sketch2anime"], datasets_dir=tmp_path / "ds",
+                        anonymous_requests_per_minute=3)
+    body = {"strokes": FACE, "size": 64}
+    app = create_app(settings)
+    with TestClient(app) as c, TestClient(app, client=("203.0.113.7", 4000)) as other:
+        window = int(time.time() // 60)
+        codes = [c.post("/api/v1/translate", json=body).status_code for _ in range(2)]
+        codes.append(c.post("/api/v1/translate", json={"strokes": []}).status_code)
+        r = c.post("/api/v1/translate", json=body)
+        codes.append(r.status_code)
+        if int(time.time() // 60) == window:  # all in one rate window
+            assert codes == [200, 200, 422, 429]
+            assert int(r.headers["Retry-After"]) > 0 and "per minute" in r.json()["detail"]
+        assert other.post("/api/v1/translate", json=body).status_code == 200  # another address: its own budget
 
 
 # -- jobs ----------------------------------------------------------------------------------------
@@ -361,3 +500,28 @@ def test_bad_uploads_are_refused_and_leave_nothing(env, admin, case):
     assert _left_behind(settings) == before
     names = [d["name"] for d in client.get("/api/v1/admin/datasets", headers=admin).json()]
     assert f"bad {case}" not in names
+
+
+# -- Redis down -------------------------------------------------------------------------------------
+
+def test_with_redis_down_login_and_api_keys_still_work_and_limits_hold(tmp_path, tiny_model):
+    """The rate limiters count in the process when Redis does not answer: never a 500."""
+    models = tmp_path / "models"
+    shutil.copytree(tiny_model, models / "sketch2anime")
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'a.db'}", models_dir=models, model_poll_s=0,
+                        default_model="sketch2anime", drawing_models=["sketch2anime"], datasets_dir=tmp_path / "ds",
+                        admin_username=ADMIN[0], admin_password=ADMIN[1], redis_url="redis://127.0.0.1:1/0",
+                        anonymous_requests_per_minute=1000)
+    body = {"strokes": FACE, "size": 64}
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        assert c.post("/api/v1/admin/login", json={"username": ADMIN[0], "password": "wrong"}).status_code == 401
+        r = c.post("/api/v1/admin/login", json={"username": ADMIN[0], "password": ADMIN[1]})
+        assert r.status_code == 200, r.text
+        bearer = {"Authorization": f"Bearer {r.json()['token']}"}
+        key = c.post("/api/v1/admin/api-keys", json={"name": "app", "rate_limit_per_minute": 2}, headers=bearer).json()["key"]
+        window = int(time.time() // 60)
+        codes = [c.post("/api/v1/translate", json=body, headers={"X-API-Key": key}).status_code for _ in range(3)]
+        assert codes[:2] == [200, 200] and codes[2] in (200, 429)
+        if int(time.time() // 60) == window:
+            assert codes[2] == 429  # the key's limit is kept in the process meanwhile
+        assert c.post("/api/v1/translate", json=body).status_code == 200  # the drawing page

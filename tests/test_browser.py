@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import CHROMIUM, ROOT
+from conftest import CHROMIUM, ROOT, wait_for_function
 
 SHOTS_DIR = ROOT / "docs" / "img"
 
@@ -129,7 +129,7 @@ class Page:
         page.goto(base_url + "/")
         page.wait_for_selector("#canvas")
         # The page is wired and the models list arrived (the variation picker is built).
-        page.wait_for_function("document.querySelectorAll('#variations .variation').length > 0")
+        wait_for_function(page, "document.querySelectorAll('#variations .variation').length > 0")
         self.canvas = page.locator("#canvas")
 
     # -- state -------------------------------------------------------------------------------
@@ -138,7 +138,7 @@ class Page:
         return int(self.canvas.get_attribute("data-strokes"))
 
     def wait_strokes(self, n: int) -> None:
-        self.page.wait_for_function(f"document.getElementById('canvas').dataset.strokes === '{n}'", timeout=5000)
+        wait_for_function(self.page, f"document.getElementById('canvas').dataset.strokes === '{n}'", timeout=5000)
 
     def ink(self) -> int:
         """How many canvas pixels hold ink, once the queued repaint has happened."""
@@ -152,7 +152,7 @@ class Page:
 
     def wait_result(self) -> dict:
         """Waits until the answer to the latest drawing is shown; returns the result <img>'s state."""
-        self.page.wait_for_function("""() => {
+        wait_for_function(self.page, """() => {
             const im = document.getElementById('result');
             return document.getElementById('frame').getAttribute('aria-busy') === 'false'
                 && document.getElementById('message').dataset.kind === 'success'
@@ -492,7 +492,7 @@ def test_an_api_error_shows_a_friendly_message_and_no_broken_image(page):
 
     p.page.route("**/api/v1/translate", unavailable)
     draw_face(p)
-    p.page.wait_for_function("document.getElementById('message').dataset.kind === 'error'"
+    wait_for_function(p.page, "document.getElementById('message').dataset.kind === 'error'"
                              " && document.getElementById('frame').getAttribute('aria-busy') === 'false'")
     assert calls
     status = p.page.locator("#status").inner_text()

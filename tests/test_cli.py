@@ -70,3 +70,16 @@ def test_serve_starts_a_worker_only_on_one_machine_setups():
     assert not start and "REDIS_URL" in why
     assert not embedded_worker_wanted(Settings(embedded_worker=False))[0]
     assert not embedded_worker_wanted(Settings(), no_worker=True)[0]
+
+
+def test_serve_leaves_forwarded_headers_to_the_app(monkeypatch):
+    """uvicorn would take X-Forwarded-For from any local peer as the client's address (a new
+    one per try defeats per-address limits); the app believes it only from trusted_proxies."""
+    import uvicorn
+
+    from backend.cli import main
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.update(kw))
+    assert main(["serve", "--no-worker"]) == 0
+    assert seen["proxy_headers"] is False

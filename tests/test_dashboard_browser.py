@@ -23,7 +23,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import CHROMIUM, ROOT
+from conftest import CHROMIUM, ROOT, wait_for_function
 from procs import env_for, start_api, start_worker
 
 SHOTS_DIR = ROOT / "docs" / "img"
@@ -90,7 +90,7 @@ def log_in(page, base: str, route: str) -> None:
     page.fill("#login-username", ADMIN[0])
     page.fill("#login-password", ADMIN[1])
     page.click("#login-submit")
-    page.wait_for_function("(r) => location.hash === r", arg=route)
+    wait_for_function(page, "(r) => location.hash === r", arg=route)
     expect(page.locator("#main-nav")).to_be_visible()
     expect(page.locator("#who-name")).to_have_text(ADMIN[0])
 
@@ -109,7 +109,7 @@ def shot(page, name: str) -> None:
 def test_anonymous_visit_ends_on_the_login_page(page, deployment):
     base, _, _ = deployment
     page.goto(admin_url(base, "#/jobs"))
-    page.wait_for_function("location.hash === '#/login'")
+    wait_for_function(page, "location.hash === '#/login'")
     expect(page.locator("#login-form")).to_be_visible()
     expect(page.locator("#main-nav")).to_be_hidden()
     expect(page.locator("#jobs-table")).to_have_count(0)
@@ -144,7 +144,7 @@ def test_new_job_form_runs_a_job_live_to_a_model(page, browser, deployment):
     base, _, worker = deployment
     log_in(page, base, "#/jobs")
     page.click("#new-job-link")
-    page.wait_for_function("location.hash === '#/jobs/new'")
+    wait_for_function(page, "location.hash === '#/jobs/new'")
     form = page.locator("#new-job-form")
     expect(form).to_be_visible()
 
@@ -187,7 +187,7 @@ def test_new_job_form_runs_a_job_live_to_a_model(page, browser, deployment):
     for name, value in TINY_MIX.items():
         page.fill(f"#cfg-mix-{name}", str(value))
     page.click("#new-job-submit")
-    page.wait_for_function("/^#\\/jobs\\/\\d+$/.test(location.hash)")
+    wait_for_function(page, "/^#\\/jobs\\/\\d+$/.test(location.hash)")
     job_id = int(page.evaluate("location.hash").rsplit("/", 1)[1])
     submitted = page.request.get(f"{base}/api/v1/admin/jobs/{job_id}").json()
     assert {k: submitted["config"][k] for k in TINY} == TINY
@@ -225,7 +225,7 @@ def test_new_job_form_runs_a_job_live_to_a_model(page, browser, deployment):
     assert page.locator("#job-progress").evaluate("p => p.value") == 100
     expect(page.locator("#job-progress")).to_have_attribute("aria-valuenow", "100")
     expect(page.locator("#job-step")).to_have_text("6 / 6")
-    page.wait_for_function("() => { const i = document.querySelector('#job-sample');"
+    wait_for_function(page, "() => { const i = document.querySelector('#job-sample');"
                            " return i && i.complete && i.naturalWidth > 0 && !i.hidden; }")
     assert "/sample?" in page.locator("#job-sample").get_attribute("src")
     assert page.locator("#job-losses th").count() >= 3
@@ -256,7 +256,7 @@ def test_new_job_form_runs_a_job_live_to_a_model(page, browser, deployment):
     try:
         p2 = hi.new_page()
         p2.goto(admin_url(base, f"#/jobs/{job_id}"))
-        p2.wait_for_function("() => Number(document.querySelector('#loss-chart')?.dataset.points) >= 2")
+        wait_for_function(p2, "() => Number(document.querySelector('#loss-chart')?.dataset.points) >= 2")
         width, css = p2.locator("#loss-chart").evaluate("c => [c.width, c.getBoundingClientRect().width]")
         assert width == round(css * 2), (width, css)
     finally:
@@ -264,13 +264,13 @@ def test_new_job_form_runs_a_job_live_to_a_model(page, browser, deployment):
 
     # The model version: promote, ensemble, roll back; the refused second roll back says why.
     model_link.click()
-    page.wait_for_function("/^#\\/models\\/\\d+$/.test(location.hash)")
+    wait_for_function(page, "/^#\\/models\\/\\d+$/.test(location.hash)")
     version_id = page.evaluate("location.hash").rsplit("/", 1)[1]
     card = page.locator(f'[data-model-id="{version_id}"]')
     expect(card).to_be_visible()
     expect(card).to_contain_text(f"job{job_id}")
     card.locator('[data-testid="model-samples"]').scroll_into_view_if_needed()
-    page.wait_for_function("(id) => { const i = document.querySelector(`[data-model-id=\"${id}\"] img`);"
+    wait_for_function(page, "(id) => { const i = document.querySelector(`[data-model-id=\"${id}\"] img`);"
                            " return i && i.complete && i.naturalWidth > 0; }", arg=version_id)
     expect(card.locator('[data-testid="badge-active"]')).to_have_count(0)
     card.locator('[data-action="promote"]').click()
@@ -304,7 +304,7 @@ def test_new_job_form_runs_a_job_live_to_a_model(page, browser, deployment):
 def test_dataset_upload_with_progress_and_refusal(page, deployment, tmp_path):
     base, _, _ = deployment
     log_in(page, base, "#/datasets")
-    page.wait_for_function("document.querySelector('#datasets-list')?.children.length > 0")  # listed
+    wait_for_function(page, "document.querySelector('#datasets-list')?.children.length > 0")  # listed
     before = page.locator('[data-testid="dataset-card"]').count()
 
     bad = tmp_path / "notes.txt"
@@ -331,7 +331,7 @@ def test_dataset_upload_with_progress_and_refusal(page, deployment, tmp_path):
     card = page.locator('[data-testid="dataset-card"]', has_text="scribbles")
     expect(card).to_be_visible()
     expect(card.locator('[data-testid="dataset-count"]')).to_have_text("3,000")
-    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=dataset-preview]')]"
+    wait_for_function(page, "() => [...document.querySelectorAll('[data-testid=dataset-preview]')]"
                            ".every(i => i.complete && i.naturalWidth > 0)")
     shot(page, "datasets")
 
@@ -351,7 +351,7 @@ def test_queue_page_shows_the_worker_and_refreshes(page, deployment):
     for key in ("queued", "running", "succeeded", "failed", "cancelled"):
         assert re.fullmatch(r"\d+", page.locator(f"#count-{key}").inner_text()), key
     first = page.locator("#queue-updated").inner_text()
-    page.wait_for_function("(t) => document.querySelector('#queue-updated').textContent !== t", arg=first,
+    wait_for_function(page, "(t) => document.querySelector('#queue-updated').textContent !== t", arg=first,
                            timeout=8000)
     shot(page, "queue")
 

@@ -35,7 +35,8 @@ from backend.db.session import alembic_config, make_engine, make_sessionmaker, n
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("D2A_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-TABLES = {"datasets", "admin_users", "training_jobs", "model_versions", "api_keys", "workers", "sample_requests"}
+TABLES = {"datasets", "admin_users", "training_jobs", "model_versions", "api_keys", "workers", "sample_requests",
+          "revoked_sessions"}
 
 
 # -- PostgreSQL: one throwaway database per test session -------------------------------------
@@ -794,6 +795,15 @@ def test_admins_create_and_authenticate(db):
     admin.disabled = True
     db.commit()
     assert crud.authenticate_admin(db, username="alice", password="correct horse battery") is None
+
+
+def test_revoked_sessions_are_kept_until_they_would_have_expired(db):
+    now = dt.datetime.now(dt.timezone.utc)
+    crud.revoke_session(db, sid="old", admin_id=1, expires_at=now - dt.timedelta(seconds=1))
+    crud.revoke_session(db, sid="live", admin_id=1, expires_at=now + dt.timedelta(hours=1))
+    crud.revoke_session(db, sid="live", admin_id=1, expires_at=now + dt.timedelta(hours=1))  # twice: no error
+    assert crud.session_revoked(db, sid="live") and not crud.session_revoked(db, sid="never")
+    assert not crud.session_revoked(db, sid="old")  # expired: forgotten (its token is refused as expired anyway)
 
 
 def test_an_admin_created_twice_at_once_is_a_value_error(Session, monkeypatch):

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
 from core.drawing import (
+    MAX_INK_LENGTH,
     MAX_POINTS_PER_STROKE,
+    MAX_POINTS_TOTAL,
     MAX_STROKES,
     Drawing,
     DrawingError,
+    ink_length,
     parse_strokes,
     rasterize,
     rdp,
@@ -47,6 +52,42 @@ def test_parse_accepts_raw_and_simplified_formats():
 def test_parse_rejects_bad_drawings_with_a_reason(strokes, words):
     with pytest.raises(DrawingError, match=words):
         parse_strokes(strokes)
+
+
+def _zigzag(n: int, amplitude: float, x0: float = 0.0, dx: float = 0.01) -> list[list[float]]:
+    """A stroke of n points going up and down by ``amplitude``: the most line per point."""
+    return [[x0 + i * dx for i in range(n)], [amplitude * (i % 2) for i in range(n)]]
+
+
+def test_the_drawing_from_the_hardening_issue_is_refused():
+    # 8 strokes of 4,096 zig-zag points (390 KB) took 2.1 s of CPU each; a taller zig-zag within
+    # the old limits took minutes (simplification resamples every unit of line).
+    with pytest.raises(DrawingError, match="limit"):
+        parse_strokes([_zigzag(4096, 1000, x0=float(i), dx=1.0) for i in range(8)])
+    few_points_long_lines = [_zigzag(200, 1000, x0=float(i)) for i in range(4)]  # 800 points, ~800 full-height lines
+    with pytest.raises(DrawingError, match="too many long lines"):
+        parse_strokes(few_points_long_lines)
+
+
+def test_the_worst_drawing_within_the_limits_is_cheap():
+    """The costliest shapes within the limits (every point kept by the simplification, all the
+    line the limit allows, long strokes for the simplification's n * kept worst case) rasterize
+    in well under a second: measured 0.2-0.3 s on the 2-core test machine; 2.1 s and minutes before."""
+    per, n = MAX_POINTS_PER_STROKE, MAX_POINTS_TOTAL // MAX_POINTS_PER_STROKE
+    frame = [[0.0, 255.0], [0.0, 255.0]]  # the drawing spans the 256-unit space: no rescaling
+    amplitude = 0.98 * (MAX_INK_LENGTH - 400) / MAX_POINTS_TOTAL
+    shapes = {
+        "small zig-zags": [_zigzag(per - 1, 4.5, x0=10.0 * i, dx=0.05) for i in range(n)] + [frame],
+        "the most line": [_zigzag(per - 1, amplitude, x0=float(i), dx=0.25) for i in range(n)] + [frame],
+    }
+    assert simplify(parse_strokes(shapes["small zig-zags"])).n_points > 0.9 * MAX_POINTS_TOTAL  # every point kept
+    assert ink_length(parse_strokes(shapes["the most line"]).strokes) > 0.95 * MAX_INK_LENGTH
+    for name, raw in shapes.items():
+        t0 = time.process_time()
+        drawing = parse_strokes(raw)
+        assert drawing.n_points > 0.99 * MAX_POINTS_TOTAL
+        rasterize(drawing, 28)
+        assert time.process_time() - t0 < 1.0, name
 
 
 def test_simplify_normalises_to_quickdraw_space(rng):

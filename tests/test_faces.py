@@ -34,7 +34,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT
+from conftest import ROOT, wait_for_function
 from procs import Proc, api_client, env_for, start_api, start_worker, wait_for
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -363,7 +363,7 @@ def test_without_a_worker_the_answer_is_202_then_the_picture(models_dir, tmp_pat
 
 def _loaded(page, selector: str, timeout: float = 60000) -> dict:
     """Waits for a shown, decoded image; returns its src and natural size."""
-    page.wait_for_function(f"""() => {{
+    wait_for_function(page, f"""() => {{
         const im = document.querySelector('{selector}');
         return im && !im.hidden && im.complete && im.naturalWidth > 0;
     }}""", timeout=timeout)
@@ -380,7 +380,7 @@ def _blob_bytes(page, url: str) -> bytes:
 
 
 def _idle(page, frame: str) -> None:
-    page.wait_for_function(f"document.getElementById('{frame}').getAttribute('aria-busy') === 'false'", timeout=60000)
+    wait_for_function(page, f"document.getElementById('{frame}').getAttribute('aria-busy') === 'false'", timeout=60000)
 
 
 def _shoot(page, name: str) -> None:
@@ -418,7 +418,7 @@ def test_the_faces_page(deployment, browser, tmp_path):
         for k in range(2):
             page.locator("#new-face").click()
             _idle(page, "face-frame")
-            page.wait_for_function(f"document.querySelectorAll('#face-history li').length === {k + 1}")
+            wait_for_function(page, f"document.querySelectorAll('#face-history li').length === {k + 1}")
             shown.append(_loaded(page, "#face-main"))
             assert shown[-1]["w"] == 256 and shown[-1]["shown"] >= 300
         assert shown[0]["src"] != shown[1]["src"]
@@ -436,7 +436,7 @@ def test_the_faces_page(deployment, browser, tmp_path):
         _loaded(page, "#face-b")
         # tapping a face in the row shows it big again
         page.locator("#face-history li:nth-child(2) .pick-face").click()
-        page.wait_for_function("document.getElementById('face-main').getAttribute('src') === "
+        wait_for_function(page, "document.getElementById('face-main').getAttribute('src') === "
                                "document.querySelector('#face-history li:nth-child(2) img').getAttribute('src')")
         assert page.locator("#face-history li:nth-child(2) .pick-face").get_attribute("aria-current") == "true"
         assert page.locator("#face-main").get_attribute("src") == shown[0]["src"]
@@ -458,7 +458,7 @@ def test_the_faces_page(deployment, browser, tmp_path):
         before = page.locator("#face-main").get_attribute("src")
         page.locator("#psi").focus()
         page.keyboard.press("Home")
-        page.wait_for_function(f"document.getElementById('face-main').getAttribute('src') !== '{before}'", timeout=60000)
+        wait_for_function(page, f"document.getElementById('face-main').getAttribute('src') !== '{before}'", timeout=60000)
         _idle(page, "face-frame")
         assert posts[-1].post_data_json == {"seeds": [seeds[1]], "psi": pytest.approx(0.3), "size": 256}
         assert page.locator("#psi-word").inner_text() == "Very safe"
@@ -496,11 +496,11 @@ def test_the_faces_page(deployment, browser, tmp_path):
         page.on("request", lambda r: polls.append(r.url) if "/api/v1/faces/requests/" in r.url else None)
         page.route("**/api/v1/faces/random", still_drawing)
         page.locator("#new-face").click()
-        page.wait_for_function("document.getElementById('face-frame').getAttribute('aria-busy') === 'true'")
+        wait_for_function(page, "document.getElementById('face-frame').getAttribute('aria-busy') === 'true'")
         assert page.locator("#face-busy").is_visible()
         assert "drawing your face" in page.locator("#face-busy").inner_text().lower()
         _idle(page, "face-frame")
-        page.wait_for_function("document.querySelectorAll('#face-history li').length === 3")
+        wait_for_function(page, "document.querySelectorAll('#face-history li').length === 3")
         assert polls, "the page did not ask the 202's address"
         assert page.locator("#message").get_attribute("data-kind") == "success"
         _loaded(page, "#face-main")
@@ -511,14 +511,14 @@ def test_the_faces_page(deployment, browser, tmp_path):
         page.route("**/api/v1/faces/mix", lambda route: route.fulfill(
             status=500, content_type="application/json", body=json.dumps({"detail": "the faces could not be made: x"})))
         page.locator("#mix-fine").click()
-        page.wait_for_function("document.getElementById('message').dataset.kind === 'error'")
+        wait_for_function(page, "document.getElementById('message').dataset.kind === 'error'")
         _idle(page, "mix-frame")
         status = page.locator("#status").inner_text()
         assert "try again" in status.lower() and "500" not in status and "detail" not in status
         assert page.locator("#retry").is_visible()
         page.unroute("**/api/v1/faces/mix")
         page.locator("#retry").click()
-        page.wait_for_function("document.getElementById('message').dataset.kind === 'success'", timeout=60000)
+        wait_for_function(page, "document.getElementById('message').dataset.kind === 'success'", timeout=60000)
         assert posts[-1].post_data_json["layers"] == "fine" and page.locator("#retry").is_hidden()
         _loaded(page, "#mix-result")
 

@@ -34,7 +34,7 @@ def test_an_empty_key_is_generated_once_and_kept_private(tmp_path):
     assert auth.secret_key(Settings(secret_key="", secret_key_file=path)) == key
     assert list(path.parent.iterdir()) == [path]  # no temporary files left
     token = auth.make_session_token(key, 7, 60)
-    assert auth.read_session_token(auth.secret_key(settings), token) == 7
+    assert auth.read_session_token(auth.secret_key(settings), token).user_id == 7
     other = auth.secret_key(Settings(secret_key="", secret_key_file=tmp_path / "elsewhere"))
     assert other != key and auth.read_session_token(other, token) is None
 

@@ -21,6 +21,7 @@ from backend.db.models import (
     ApiKey,
     Dataset,
     ModelVersion,
+    RevokedSession,
     SampleRequest,
     TrainingJob,
     Worker,
@@ -525,6 +526,21 @@ def authenticate_admin(session: Session, *, username: str, password: str) -> Adm
     admin = session.scalars(select(AdminUser).where(AdminUser.username == username)).first()
     ok = verify_password(password, admin.password_hash if admin is not None else _dummy_password_hash())
     return admin if ok and admin is not None and not admin.disabled else None
+
+
+def revoke_session(session: Session, *, sid: str, admin_id: int, expires_at: dt.datetime) -> None:
+    """Refuse the session ``sid`` from now on (logout); forget sessions that have expired anyway."""
+    session.execute(delete(RevokedSession).where(RevokedSession.expires_at < utcnow()))
+    if session.get(RevokedSession, sid) is None:
+        session.add(RevokedSession(sid=sid, admin_id=admin_id, expires_at=expires_at))
+    try:
+        session.commit()
+    except IntegrityError:  # the same session logged out twice at once
+        session.rollback()
+
+
+def session_revoked(session: Session, *, sid: str) -> bool:
+    return session.get(RevokedSession, sid) is not None
 
 
 # -- API keys ----------------------------------------------------------------------------------

@@ -183,6 +183,17 @@ class ModelVersion(Base):
     promoted_at: Mapped[dt.datetime | None]
 
 
+class RevokedSession(Base):
+    """An admin session ended by logout before its token expired: its token is refused from then
+    on. Kept until the token would have expired anyway."""
+
+    __tablename__ = "revoked_sessions"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)  # the token's session id
+    admin_id: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
 class ApiKey(Base):
     """A key for the public API. Only its sha256 is stored; the plain key is shown once."""
 

@@ -15,6 +15,7 @@ from PIL import Image
 from backend.deps import ApiClientDep, SettingsDep, StoreDep
 from backend.routes.faces import face_model
 from backend.schemas import MemberOut, ModelOut, TranslatedImage, TranslateRequest, TranslateResponse
+from core.drawing import MAX_INK_LENGTH, MAX_POINTS_PER_STROKE, MAX_POINTS_TOTAL, MAX_STROKES
 from core.manifest import ModelIntegrityError, ModelManifest, SketchInput
 from core.runtime import DrawingModel, MemberInfo
 
@@ -77,12 +78,22 @@ def list_models(store: StoreDep, settings: SettingsDep) -> list[ModelOut]:
     "/translate",
     tags=["translate"],
     summary="Strokes in, anime face out.",
+    description=(
+        "Limits, which bound the work one drawing may cost (the worst drawing within them takes about "
+        f"0.2 s of CPU): at most {MAX_STROKES} strokes, {MAX_POINTS_PER_STROKE:,} points per stroke, "
+        f"{MAX_POINTS_TOTAL:,} points in all, and {MAX_INK_LENGTH:,.0f} units of line in all, measured with the "
+        "drawing scaled to 256 units on its longest side (a face is about 1,000-2,000); over them: 422. "
+        "Without an `X-API-Key` each client address may make `anonymous_requests_per_minute` calls a minute "
+        "(120 by default, enough for a live preview after every stroke); with one, the key's own limit holds. "
+        "Over either: 429 with `Retry-After`."
+    ),
     responses={
         200: {"content": {"image/png": {}, "application/json": {}},
               "description": "A PNG (default) or JSON with base64 PNGs (`response: json`)."},
         422: {"description": "The drawing is invalid; `detail` says what is wrong."},
         401: {"description": "An `X-API-Key` was sent but is unknown or revoked."},
-        429: {"description": "The API key's per-minute limit is reached (see `Retry-After`)."},
+        429: {"description": "The API key's per-minute limit, or without a key this address's, is reached "
+                             "(see `Retry-After`)."},
         503: {"description": "The model asked for (or the default) is not loaded."},
     },
 )
