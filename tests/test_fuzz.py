@@ -8,7 +8,8 @@ out of range, missing fields), and each answer is checked for two things:
 
 - ``not_a_server_error``: no 5xx, except the 503s the app sends on purpose when a dependency is
   missing (none is missing here: the database, the models and the stubbed queue are all up);
-- ``response_schema_conformance``: what the route sends matches the schema it publishes.
+- ``response_schema_conformance`` and ``status_code_conformance``: what the route sends, body and
+  status code, is what the schema it publishes says.
 
 Routes that start real work (a training job, an evaluation, a random-face picture) are fuzzed
 too, for their validation, but nothing reaches a worker: sending to the queue is replaced by a
@@ -51,7 +52,7 @@ from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.core.failures import FailureGroup  # noqa: E402
 from schemathesis.python import asgi  # noqa: E402
-from schemathesis.specs.openapi.checks import response_schema_conformance  # noqa: E402
+from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance  # noqa: E402
 
 from backend.app import create_app  # noqa: E402
 from backend.db import crud  # noqa: E402
@@ -63,6 +64,7 @@ ADMIN = ("fuzz-admin", "a long enough fuzz password")
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", 8))
 #: Revoking API keys runs last, so the fuzzer's own key (which it could revoke) serves every other route.
 LAST = {"DELETE /api/v1/admin/api-keys/{key_id}"}
+CHECKS = (not_a_server_error, response_schema_conformance, status_code_conformance)
 
 
 @dataclass
@@ -80,10 +82,10 @@ class FuzzRun:
 
 
 def fuzz(schema, headers: dict[str, str], *, examples: int = EXAMPLES, last: set[str] = frozenset(),
-         ids: dict[str, int] | None = None, checks: tuple = (not_a_server_error, response_schema_conformance)) -> FuzzRun:
+         ids: dict[str, int] | None = None, checks: tuple = CHECKS) -> FuzzRun:
     """Send ``examples`` valid and ``examples`` invalid requests to every operation of ``schema``
-    (the labels in ``last`` at the end) and check each answer (by default: no 5xx, and the body
-    matches the response schema). An operation with a path parameter named in ``ids`` is fuzzed once more with
+    (the labels in ``last`` at the end) and check each answer (by default: no 5xx, and the status
+    code and body are the ones the schema publishes). An operation with a path parameter named in ``ids`` is fuzzed once more with
     that parameter bound to the id, so it reaches a resource that exists. A failing operation is
     recorded, not raised, so one run reports them all."""
     operations = sorted((result.ok() for result in schema.get_all_operations()), key=lambda op: op.label in last)
