@@ -165,3 +165,15 @@ def test_an_unreadable_body_is_a_documented_400(client, path, content, content_t
     assert r.status_code == 400, r.text
     assert _conforms(r.json(), _documented(spec, "POST", path, 400), spec)
     assert "400" not in spec["paths"]["/api/v1/admin/jobs"]["get"]["responses"]  # only where there is a body
+
+
+def test_a_nul_character_in_a_stored_name_is_a_422(client):
+    """PostgreSQL cannot keep NUL in text (psycopg raises, which was a 500 there; SQLite stores it),
+    so the names an admin gives an API key or a data set refuse it on every database."""
+    r = client.post("/api/v1/admin/api-keys", json={"name": "partner\x00app"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "name"], r.text
+    bitmaps = io.BytesIO()
+    np.save(bitmaps, np.zeros((2, 784), np.uint8))
+    r = client.post("/api/v1/admin/datasets", files={"file": ("b.npy", bitmaps.getvalue())}, data={"name": "set\x00"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "name"], r.text
+    assert client.post("/api/v1/admin/api-keys", json={"name": "partner app"}).status_code == 201  # the control
