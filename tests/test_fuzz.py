@@ -4,10 +4,10 @@ The app runs in-process (ASGI) on a scratch SQLite database and scratch folders,
 project's bundled models, logged in as an admin and carrying an API key, so the admin routes and
 the keyed drawing routes are reached past their authentication. Every operation gets a bounded
 number of valid requests (schema-conforming) and invalid ones (negative mode: wrong types, values
-out of range, missing fields), and each answer is checked for two things:
+out of range, missing fields), and each answer is checked:
 
-- ``not_a_server_error``: no 5xx, except the 503s the app sends on purpose when a dependency is
-  missing (none is missing here: the database, the models and the stubbed queue are all up);
+- ``not_a_server_error``: no 5xx at all (the 503s the app sends on purpose, for a missing database,
+  model or queue, cannot happen here: all of them are up, the queue stubbed);
 - ``response_schema_conformance`` and ``status_code_conformance``: what the route sends, body and
   status code, is what the schema it publishes says.
 
@@ -85,9 +85,9 @@ def fuzz(schema, headers: dict[str, str], *, examples: int = EXAMPLES, last: set
          ids: dict[str, int] | None = None, checks: tuple = CHECKS) -> FuzzRun:
     """Send ``examples`` valid and ``examples`` invalid requests to every operation of ``schema``
     (the labels in ``last`` at the end) and check each answer (by default: no 5xx, and the status
-    code and body are the ones the schema publishes). An operation with a path parameter named in ``ids`` is fuzzed once more with
-    that parameter bound to the id, so it reaches a resource that exists. A failing operation is
-    recorded, not raised, so one run reports them all."""
+    code and body are the ones the schema publishes). An operation with a path parameter named in
+    ``ids`` is fuzzed once more with that parameter bound to the id, so it reaches a resource that
+    exists. A failing operation is recorded, not raised, so one run reports them all."""
     operations = sorted((result.ok() for result in schema.get_all_operations()), key=lambda op: op.label in last)
     run = FuzzRun(operations=[op.label for op in operations])
     for op in operations:
