@@ -35,7 +35,8 @@ class ErrorOut(BaseModel):
 
 
 #: Errors that routes send without declaring them, by what the operation has.
-BODY_UNREADABLE = {"description": "The request body cannot be read: bytes that are not text, or broken multipart form data."}
+BODY_UNREADABLE = {"description": "The request body cannot be read: bytes that are not text, or broken multipart "
+                                  "form data."}
 BODY_TOO_LARGE = {"description": "The request body is over its limit (sent as soon as it is)."}
 NO_SUCH_ID = {"description": "Nothing has this id."}
 

@@ -130,7 +130,8 @@ def seed(client, app, base) -> tuple[dict[str, str], dict[str, int]]:
                           data={"name": "fuzz-set"}, headers=admin)
     job = client.post("/api/v1/admin/jobs", json={"kind": "cyclegan", "config": {}}, headers=admin)
     face = client.post("/api/v1/faces/random", json={"seeds": [1, 2]}, headers=headers)
-    assert (dataset.status_code, job.status_code, face.status_code) == (201, 201, 202), (dataset.text, job.text, face.text)
+    made = (dataset, job, face)
+    assert [r.status_code for r in made] == [201, 201, 202], [r.text for r in made]
 
     folder = base / "versions" / "fuzz"
     shutil.copytree(PROJECT_ROOT / "models" / "sketch2anime", folder)
