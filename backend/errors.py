@@ -5,8 +5,9 @@ many 422s), or a list of problems when a request fails validation (as the app's 
 pydantic's errors: where and what, never the input) or a training config does (field and
 message). FastAPI documents only its own validation body (``detail``: an array) and only for 422;
 ``document_errors`` makes every error response in the schema point at ``ErrorOut`` instead, and
-lists the errors that whole families of routes send without declaring them: 413 for a body over
-its limit, 404 for an id no row has."""
+lists the errors that whole families of routes send without declaring them: 400 for a body that
+cannot be read at all (bytes that are not text, or broken multipart: FastAPI and Starlette answer
+before any validation; text that is not JSON is a 422), 413 for a body over its limit, 404 for an id no row has."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ class ErrorOut(BaseModel):
 
 
 #: Errors that routes send without declaring them, by what the operation has.
+BODY_UNREADABLE = {"description": "The request body cannot be read: bytes that are not text, or broken multipart "
+                                  "form data."}
 BODY_TOO_LARGE = {"description": "The request body is over its limit (sent as soon as it is)."}
 NO_SUCH_ID = {"description": "Nothing has this id."}
 
@@ -46,8 +49,8 @@ def _error_schemas() -> dict[str, Any]:
 
 def describe_errors(spec: dict[str, Any]) -> dict[str, Any]:
     """Rewrite an OpenAPI document in place (and return it) so that every 4xx and 5xx response
-    has ``ErrorOut`` as its JSON body, operations with a body list 413 and operations with a path
-    parameter list 404. Running it twice changes nothing more."""
+    has ``ErrorOut`` as its JSON body, operations with a body list 400 and 413, and operations
+    with a path parameter list 404. Running it twice changes nothing more."""
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(_error_schemas())
     for name in ("HTTPValidationError", "ValidationError"):  # FastAPI's, now unused
@@ -56,6 +59,7 @@ def describe_errors(spec: dict[str, Any]) -> dict[str, Any]:
         for operation in path_item.values():
             responses = operation.setdefault("responses", {})
             if "requestBody" in operation:
+                responses.setdefault("400", dict(BODY_UNREADABLE))
                 responses.setdefault("413", dict(BODY_TOO_LARGE))
             if any(p.get("in") == "path" for p in operation.get("parameters", [])):
                 responses.setdefault("404", dict(NO_SUCH_ID))

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StringConstraints
 
 from core.drawing import MAX_STROKES, Drawing, DrawingError, parse_strokes
+
+
+#: A name an admin gives something the database keeps (an API key, a data set): 1 to 200
+#: characters, none of them NUL, which PostgreSQL cannot store in text (psycopg raises, and the
+#: request would be a 500 instead of a 422).
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
 
 
 def _drawing(strokes: list[list[list[StrictFloat]]]) -> Drawing:

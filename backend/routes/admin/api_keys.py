@@ -11,12 +11,13 @@ from backend.db import crud
 from backend.db.models import ApiKey
 from backend.deps import AdminDep, DbDep, IdPath
 from backend.routes.admin import ADMIN_ONLY
+from backend.schemas import Name
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses=ADMIN_ONLY)
 
 
 class ApiKeyIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     rate_limit_per_minute: int = Field(60, ge=1, le=100_000)
 
 

@@ -17,6 +17,7 @@ from backend.db import crud
 from backend.db.models import Dataset
 from backend.deps import AdminDep, DbDep, IdPath, SettingsDep
 from backend.routes.admin import ADMIN_ONLY
+from backend.schemas import Name
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses=ADMIN_ONLY)
 
@@ -50,7 +51,7 @@ def list_datasets(admin: AdminDep, db: DbDep) -> list[DatasetOut]:
                         415: {"description": "Not a kind of file that is accepted."},
                         422: {"description": "The content broke a rule; `detail` says which."}})
 async def upload_dataset(admin: AdminDep, db: DbDep, settings: SettingsDep, file: UploadFile,
-                         name: Annotated[str, Form(min_length=1, max_length=200)]) -> DatasetOut:
+                         name: Annotated[Name, Form()]) -> DatasetOut:
     limits = ds.Limits(settings.upload_max_bytes, settings.upload_max_unpacked_bytes, settings.upload_max_files,
                        settings.upload_max_total_pixels)
     if crud.get_dataset_by_name(db, name=name) is not None:
