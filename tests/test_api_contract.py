@@ -177,3 +177,5 @@ def test_a_nul_character_in_a_stored_name_is_a_422(client):
     r = client.post("/api/v1/admin/datasets", files={"file": ("b.npy", bitmaps.getvalue())}, data={"name": "set\x00"})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "name"], r.text
     assert client.post("/api/v1/admin/api-keys", json={"name": "partner app"}).status_code == 201  # the control
+    r = client.post("/api/v1/admin/login", json={"username": "root\x00", "password": "x"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "username"], r.text

@@ -62,8 +62,9 @@ from backend.settings import PROJECT_ROOT, Settings  # noqa: E402
 ADMIN = ("fuzz-admin", "a long enough fuzz password")
 #: Requests per operation and generation mode (valid, then invalid).
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", 8))
-#: Revoking API keys runs last, so the fuzzer's own key (which it could revoke) serves every other route.
-LAST = {"DELETE /api/v1/admin/api-keys/{key_id}"}
+#: Run last, in this order: revoking API keys (the fuzzer's own key, which it could revoke, serves
+#: every other route), then logging out (which revokes the fuzzer's admin token).
+LAST = ("DELETE /api/v1/admin/api-keys/{key_id}", "POST /api/v1/admin/logout")
 CHECKS = (not_a_server_error, response_schema_conformance, status_code_conformance)
 
 
@@ -81,14 +82,14 @@ class FuzzRun:
         return sum(self.requests.values())
 
 
-def fuzz(schema, headers: dict[str, str], *, examples: int = EXAMPLES, last: set[str] = frozenset(),
+def fuzz(schema, headers: dict[str, str], *, examples: int = EXAMPLES, last: tuple[str, ...] = (),
          ids: dict[str, int] | None = None, checks: tuple = CHECKS) -> FuzzRun:
     """Send ``examples`` valid and ``examples`` invalid requests to every operation of ``schema``
     (the labels in ``last`` at the end) and check each answer (by default: no 5xx, and the status
     code and body are the ones the schema publishes). An operation with a path parameter named in
     ``ids`` is fuzzed once more with that parameter bound to the id, so it reaches a resource that
     exists. A failing operation is recorded, not raised, so one run reports them all."""
-    operations = sorted((result.ok() for result in schema.get_all_operations()), key=lambda op: op.label in last)
+    operations = sorted((result.ok() for result in schema.get_all_operations()), key=lambda op: last.index(op.label) + 1 if op.label in last else 0)
     run = FuzzRun(operations=[op.label for op in operations])
     for op in operations:
         bound = {name: (ids or {})[name] for name in re.findall(r"{(\w+)}", op.path) if name in (ids or {})}

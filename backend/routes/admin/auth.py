@@ -17,8 +17,9 @@ router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
 
 class LoginIn(BaseModel):
-    username: str = Field(min_length=1, max_length=150)
-    password: str = Field(min_length=1, max_length=1024)
+    # no NUL characters: PostgreSQL cannot hold them in text, so a lookup with one would fail
+    username: str = Field(min_length=1, max_length=150, pattern=r"^[^\x00]*$")
+    password: str = Field(min_length=1, max_length=1024, pattern=r"^[^\x00]*$")
 
 
 class LoginOut(BaseModel):
