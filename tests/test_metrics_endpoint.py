@@ -24,11 +24,12 @@ def test_metrics_count_requests_by_route_inference_jobs_and_queue(tmp_path, tiny
     shutil.copytree(tiny_model, models / "sketch2anime")
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'app.db'}", models_dir=models, model_poll_s=0,
                         default_model="sketch2anime", drawing_models=["sketch2anime"], datasets_dir=tmp_path / "ds",
-                        providers=["CPUExecutionProvider"])
+                        providers=["CPUExecutionProvider"], anonymous_requests_per_minute=3)
     with TestClient(create_app(settings)) as client:
         for _ in range(3):
             assert client.post("/api/v1/translate", json={"strokes": FACE, "size": 64}).status_code == 200
         client.get("/api/v1/faces/requests/12345")   # a templated route: one series, not one per id
+        assert client.post("/api/v1/translate", json={"strokes": FACE, "size": 64}).status_code == 429
         client.get("/no/such/page")
         r = client.get("/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
@@ -40,4 +41,4 @@ def test_metrics_count_requests_by_route_inference_jobs_and_queue(tmp_path, tiny
     assert _value(text, 'd2a_model_inference_seconds_count{model="sketch2anime"}') == 3
     assert _value(text, 'd2a_jobs{status="queued"}') == 0
     assert 'd2a_queue_depth{queue="sampling"}' in text
-    assert "d2a_rate_limited_total" in text
+    assert _value(text, 'd2a_rate_limited_total{route="/api/v1/translate"}') == 1
