@@ -327,6 +327,7 @@ function finishStroke() {
   const s = makeStroke(active.xs, active.ys, active.ts, active.width);
   endActive();
   commit([...doc.strokes, s]);
+  preview.reveal = true;
 }
 
 function finishErase() {
@@ -334,6 +335,7 @@ function finishErase() {
   endActive();
   if (hits.size === 0) return;
   commit(doc.strokes.filter((s) => !hits.has(s)));
+  preview.reveal = true;
   say(hits.size === 1 ? "Erased a line." : `Erased ${hits.size} lines.`);
 }
 
@@ -398,6 +400,7 @@ const preview = {
   controls: [], // what the serving model lets a kid change: "seed" (colours), "follow"
   size: DEFAULT_PREVIEW_SIZE, // the side of the faces asked for: the serving model's own
   seed: null, // the colours asked for with "New colours" (null: the drawing's own)
+  reveal: false, // the request answers a stroke just drawn: bring its answer into view
 };
 
 // The slider runs from "like my drawing" (left, 0) to "prettier" (right, 100); the API's
@@ -433,6 +436,7 @@ function toRaw(strokes) {
 
 function requestPreview() {
   clearTimeout(preview.timer);
+  preview.reveal = false; // finishStroke and finishErase set it again
   hideRetry();
   // An answer still on its way is for an older drawing: drop it, or it would be shown (and its
   // arrival would hide the busy sign) while this drawing's request still waits to be sent.
@@ -525,6 +529,18 @@ function friendlyError(kind, detail) {
 function showError(kind, detail) {
   say(friendlyError(kind, detail), "error");
   el.retry.hidden = false;
+  if (preview.reveal) reveal(el.message);
+}
+
+/** After a stroke, scrolls the page just enough to show ``target`` whole (on a phone the face
+ *  is under the paper), unless a new stroke has begun: the paper must not move under a finger.
+ *  Undo, the sizes and the slider never scroll: their buttons must stay where they were. */
+function reveal(target) {
+  preview.reveal = false;
+  if (active) return;
+  const r = target.getBoundingClientRect();
+  if (r.top >= 0 && r.bottom <= window.innerHeight) return;
+  target.scrollIntoView({ block: "nearest" });
 }
 
 function hideRetry() {
@@ -563,6 +579,7 @@ function showResult(data) {
   el.download.disabled = false;
   say(preview.images.length > 1 ? "Ta-da! Here is your anime face. Pick your favourite below."
                                 : "Ta-da! Here is your anime face.", "success");
+  if (preview.reveal) reveal(el.frame);
 }
 
 function showSelected() {
