@@ -99,13 +99,16 @@ def tab_to(page, selector: str, limit: int = 80) -> None:
 def focus_ring(page, selector: str) -> dict:
     """The focused element's outline and shadow, and the same with the focus gone: a ring shows
     when a keyboard user lands on it. Call with the element focused by the keyboard."""
-    return page.evaluate("""(s) => {
+    return page.evaluate("""async (s) => {
         const e = document.querySelector(s);
+        const settled = () => new Promise((done) => setTimeout(done, 400));  // the buttons' transitions
         const look = () => { const c = getComputedStyle(e);
                              return {outline: `${c.outlineStyle} ${c.outlineWidth}`, shadow: c.boxShadow}; };
+        await settled();
         const focused = look();
         const visible = e.matches(':focus-visible');
         e.blur();
+        await settled();
         return {visible, focused, blurred: look()};
     }""", selector)
 

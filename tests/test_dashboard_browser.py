@@ -23,6 +23,7 @@ import time
 import numpy as np
 import pytest
 
+from a11y import assert_focus_ring, axe_violations, tab_through, unnamed_buttons
 from conftest import CHROMIUM, ROOT
 from procs import env_for, start_api, start_worker
 
@@ -400,3 +401,27 @@ def test_api_keys_create_once_and_revoke_with_confirmation(page, deployment):
     expect(revoked.locator(".badge")).to_have_text("revoked")
     listed = page.request.get(f"{base}/api/v1/admin/api-keys?include_revoked=true").json()
     assert [k["revoked_at"] is not None for k in listed if k["name"] == "school tablet app"] == [True]
+
+
+# ---------------------------------------------------------------------------------------------
+# Accessibility
+
+
+def test_the_dashboard_passes_axe_and_works_from_the_keyboard(page, deployment):
+    """The login form and the jobs list: no serious or critical axe violation, named buttons, and
+    the keyboard reaches the sections and Log out, with a focus ring."""
+    base, _, _ = deployment
+    page.goto(admin_url(base, "#/login"))
+    expect(page.locator("#login-form")).to_be_visible()
+    assert axe_violations(page) == []
+    log_in(page, base, "#/jobs")
+    expect(page.locator("#view h1, #view h2").first).to_be_visible()
+    assert axe_violations(page) == []
+    assert unnamed_buttons(page) == []
+    reached = tab_through(page)
+    assert "logout" in reached, reached
+    assert len(reached) >= 7, reached  # the brand, five sections, Log out
+    page.locator("#logout").focus()
+    assert_focus_ring(page, "#logout")
+    page.keyboard.press("Enter")  # Log out, from the keyboard
+    page.wait_for_function("location.hash === '#/login'")
