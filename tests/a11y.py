@@ -98,7 +98,8 @@ def tab_to(page, selector: str, limit: int = 80) -> None:
 
 def focus_ring(page, selector: str) -> dict:
     """The focused element's outline and shadow, and the same with the focus gone: a ring shows
-    when a keyboard user lands on it. Call with the element focused by the keyboard."""
+    when a keyboard user lands on it. Call with the element focused by the keyboard; it leaves
+    the element without the focus."""
     return page.evaluate("""async (s) => {
         const e = document.querySelector(s);
         const settled = () => new Promise((done) => setTimeout(done, 400));  // the buttons' transitions
