@@ -175,7 +175,7 @@ def test_new_job_form_runs_a_job_live_to_a_model(page, browser, deployment):
     page.click("#new-job-submit")
     error = page.locator("#err-image_size")
     expect(error).to_be_visible()
-    expect(error).to_contain_text("16")
+    expect(error).to_contain_text(str(size["minimum"]))
     expect(image_size).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#new-job-error")).to_be_visible()
     assert page.evaluate("location.hash") == "#/jobs/new"
