@@ -19,6 +19,7 @@ def axe_violations(page) -> list[dict]:
     if not AXE_JS.is_file():
         pytest.skip(f"axe-core is not installed at {AXE_JS.relative_to(ROOT)} (scripts/setup.sh dev runs npm ci)")
     page.add_script_tag(path=str(AXE_JS))
+    page.wait_for_timeout(400)  # colours read mid-transition (a button just pressed) are not the page's
     return page.evaluate("""async () => (await axe.run(document)).violations
         .filter((v) => v.impact === 'serious' || v.impact === 'critical')
         .map((v) => ({rule: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' '))}))""")
