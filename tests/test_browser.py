@@ -532,6 +532,12 @@ def test_the_face_shows_without_scrolling_and_the_message_covers_no_control(brow
         else:
             draw_face(p)
         p.wait_result()
+        # (the page scrolls once the kid pauses drawing, not under a finger)
+        try:
+            p.page.wait_for_function("""() => { const r = document.getElementById('result').getBoundingClientRect();
+                                               return r.top >= 0 && r.bottom <= innerHeight; }""", timeout=3000)
+        except sync_api.TimeoutError:
+            pass
         view = in_view(p.page, "#result")
         assert view["whole"], f"the face is not in the window: {view}"
         assert in_view(p.page, "#canvas")["whole"], "the paper left the window"
@@ -542,6 +548,7 @@ def test_the_face_shows_without_scrolling_and_the_message_covers_no_control(brow
             status=503, content_type="application/json", body=json.dumps({"detail": "test"})))
         p.mouse_stroke([(0.45, 0.6), (0.55, 0.6)]) if not phone else p.touch_stroke(cdp, [(0.45, 0.6), (0.55, 0.6)])
         p.page.wait_for_function("document.getElementById('message').dataset.kind === 'error'")
+        p.page.wait_for_timeout(1000)  # the kid's pause
         assert in_view(p.page, "#retry")["whole"]
         assert covered_controls(p.page) == []
         p.failed[:] = [f for f in p.failed if "503" not in f]
