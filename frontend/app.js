@@ -18,6 +18,7 @@ const MIN_STEP = 1.5; // paper units between two recorded points
 const DEFAULT_PREVIEW_SIZE = 256; // until the models list says the model's size
 const SAVE_SIZE = 512;
 const PREVIEW_DELAY_MS = 120; // a short pause, so a burst of undos sends one request
+const REVEAL_AFTER_MS = 700; // the page scrolls to the face only once the kid pauses drawing
 const REQUEST_TIMEOUT_MS = 30000;
 const HISTORY_LIMIT = 300;
 // The API's limits on one drawing (see the REST API docs).
@@ -241,6 +242,7 @@ function eventTime(e) {
 }
 
 function onPointerDown(e) {
+  clearTimeout(preview.revealTimer); // the kid draws on: the paper stays where it is
   if (active) return; // a second finger (or a palm) while drawing is ignored
   if (e.pointerType === "mouse" && e.button !== 0) return;
   e.preventDefault();
@@ -327,6 +329,7 @@ function finishStroke() {
   const s = makeStroke(active.xs, active.ys, active.ts, active.width);
   endActive();
   commit([...doc.strokes, s]);
+  preview.reveal = true;
 }
 
 function finishErase() {
@@ -334,6 +337,7 @@ function finishErase() {
   endActive();
   if (hits.size === 0) return;
   commit(doc.strokes.filter((s) => !hits.has(s)));
+  preview.reveal = true;
   say(hits.size === 1 ? "Erased a line." : `Erased ${hits.size} lines.`);
 }
 
@@ -398,6 +402,8 @@ const preview = {
   controls: [], // what the serving model lets a kid change: "seed" (colours), "follow"
   size: DEFAULT_PREVIEW_SIZE, // the side of the faces asked for: the serving model's own
   seed: null, // the colours asked for with "New colours" (null: the drawing's own)
+  reveal: false, // the request answers a stroke just drawn: bring its answer into view
+  revealTimer: 0,
 };
 
 // The slider runs from "like my drawing" (left, 0) to "prettier" (right, 100); the API's
@@ -437,6 +443,8 @@ function toRaw(strokes) {
 
 function requestPreview() {
   clearTimeout(preview.timer);
+  preview.reveal = false; // finishStroke and finishErase set it again
+  clearTimeout(preview.revealTimer);
   hideRetry();
   // An answer still on its way is for an older drawing: drop it, or it would be shown (and its
   // arrival would hide the busy sign) while this drawing's request still waits to be sent.
@@ -529,6 +537,22 @@ function friendlyError(kind, detail) {
 function showError(kind, detail) {
   say(friendlyError(kind, detail), "error");
   el.retry.hidden = false;
+  if (preview.reveal) reveal(el.message);
+}
+
+/** After a stroke, once the kid pauses, scrolls the page just enough to show ``target`` whole
+ *  (on a phone the face is under the paper). A new touch on the paper cancels it: the paper must
+ *  not move under a finger. Undo, the sizes and the slider never scroll: their buttons must stay
+ *  where they were. */
+function reveal(target) {
+  preview.reveal = false;
+  clearTimeout(preview.revealTimer);
+  preview.revealTimer = setTimeout(() => {
+    if (active) return;
+    const r = target.getBoundingClientRect();
+    if (r.top >= 0 && r.bottom <= window.innerHeight) return;
+    target.scrollIntoView({ block: "nearest" });
+  }, REVEAL_AFTER_MS);
 }
 
 function hideRetry() {
@@ -567,6 +591,7 @@ function showResult(data) {
   el.download.disabled = false;
   say(preview.images.length > 1 ? "Ta-da! Here is your anime face. Pick your favourite below."
                                 : "Ta-da! Here is your anime face.", "success");
+  if (preview.reveal) reveal(el.frame);
 }
 
 function showSelected() {

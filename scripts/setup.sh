@@ -2,9 +2,10 @@
 # Create .venv and install the project. Usage: scripts/setup.sh [serve|dev]
 #   serve: the web app, and torch for the job worker it starts beside the API
 #          (the API process itself never imports torch)
-#   dev:   everything: training (torch), tests (pytest, pycairo, Playwright) and the system
-#          packages the tests use (Debian's chromium, cairo headers for pycairo)
-# Re-running is cheap: it reinstalls only when pyproject.toml changed.
+#   dev:   everything: training (torch), tests (pytest, pycairo, Playwright), the system
+#          packages the tests use (Debian's chromium, cairo headers for pycairo, node and npm)
+#          and the npm tools the browser tests use (axe-core, from package-lock.json)
+# Re-running is cheap: it reinstalls only when pyproject.toml (or package-lock.json) changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile="${1:-serve}"
@@ -32,6 +33,7 @@ apt_install() {
 
 if [ "$profile" = "dev" ]; then
   apt_install chromium libcairo2-dev pkg-config
+  command -v npm >/dev/null 2>&1 || apt_install nodejs npm
   extras=".[train,dev]"
 else
   extras=".[train]"
@@ -44,4 +46,14 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e "$extras"
   echo "$want" > "$stamp"
+fi
+
+# The browser tests' accessibility check (axe-core) comes from npm, pinned by package-lock.json.
+if [ "$profile" = "dev" ]; then
+  npm_want="$(sha256sum package-lock.json | cut -c1-16)"
+  npm_stamp="node_modules/.installed"
+  if [ ! -f "$npm_stamp" ] || [ "$(cat "$npm_stamp")" != "$npm_want" ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+    echo "$npm_want" > "$npm_stamp"
+  fi
 fi

@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from a11y import assert_focus_ring, axe_violations, covered_controls, in_view, tab_through, unnamed_buttons
 from conftest import CHROMIUM, ROOT, wait_for_function
 
 SHOTS_DIR = ROOT / "docs" / "img"
@@ -38,6 +39,7 @@ pytestmark = pytest.mark.browser
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 WIDE = {"width": 1280, "height": 860}
+LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
 
@@ -238,8 +240,7 @@ def _shoot(p: Page, name: str, full_page: bool = False) -> None:
     page.evaluate("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)")
     size = page.viewport_size
     if full_page:
-        # A window as tall as the page, so the message bar sits where it belongs instead of
-        # being pinned over the middle of a stitched picture.
+        # A window as tall as the page: the whole page in one picture.
         page.set_viewport_size({"width": size["width"], "height": page.evaluate("document.documentElement.scrollHeight")})
     page.wait_for_timeout(100)  # the canvas repaints after a resize
     try:
@@ -513,3 +514,87 @@ def test_an_api_error_shows_a_friendly_message_and_no_broken_image(page):
     p.page.locator("#retry").click()
     p.wait_result()
     assert p.page.locator("#retry").is_hidden()
+
+
+@pytest.mark.parametrize("size", ["phone", "laptop"])
+def test_the_face_shows_without_scrolling_and_the_message_covers_no_control(browser, base_url, size):
+    """On a phone (390 x 844, touch) and a laptop (1280 x 800): once a face is drawn, the anime face
+    is whole in the window without the kid scrolling, and the message covers no button."""
+    phone = size == "phone"
+    context = browser.new_context(viewport=PHONE if phone else LAPTOP, device_scale_factor=1,
+                                  has_touch=phone, is_mobile=phone)
+    try:
+        p = Page(context.new_page(), base_url)
+        assert covered_controls(p.page) == []
+        if phone:
+            cdp = context.new_cdp_session(p.page)
+            draw_face(p, stroke=lambda pts: p.touch_stroke(cdp, pts))
+        else:
+            draw_face(p)
+        p.wait_result()
+        # (the page scrolls once the kid pauses drawing, not under a finger)
+        try:
+            wait_for_function(p.page, """() => { const r = document.getElementById('result').getBoundingClientRect();
+                                               return r.top >= 0 && r.bottom <= innerHeight; }""", timeout=3000)
+        except sync_api.TimeoutError:
+            pass
+        view = in_view(p.page, "#result")
+        assert view["whole"], f"the face is not in the window: {view}"
+        assert in_view(p.page, "#canvas")["whole"], "the paper left the window"
+        assert covered_controls(p.page) == []
+        assert p.page.evaluate("window.scrollX") == 0
+        # An error with its "Try again" button is seen and covers nothing either.
+        p.page.route("**/api/v1/translate", lambda route: route.fulfill(
+            status=503, content_type="application/json", body=json.dumps({"detail": "test"})))
+        p.mouse_stroke([(0.45, 0.6), (0.55, 0.6)]) if not phone else p.touch_stroke(cdp, [(0.45, 0.6), (0.55, 0.6)])
+        wait_for_function(p.page, "document.getElementById('message').dataset.kind === 'error'")
+        p.page.wait_for_timeout(1000)  # the kid's pause
+        assert in_view(p.page, "#retry")["whole"]
+        assert covered_controls(p.page) == []
+        p.failed[:] = [f for f in p.failed if "503" not in f]
+        assert not p.failed, p.failed
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("size", ["phone", "laptop"])
+def test_the_drawing_page_passes_axe(browser, base_url, size):
+    """No serious or critical axe-core violation, before drawing and with a face shown."""
+    phone = size == "phone"
+    context = browser.new_context(viewport=PHONE if phone else LAPTOP, has_touch=phone, is_mobile=phone)
+    try:
+        p = Page(context.new_page(), base_url)
+        assert axe_violations(p.page) == []
+        draw_face(p)
+        p.wait_result()
+        assert axe_violations(p.page) == []  # with the face, the variations and Save
+        p.page.locator("#eraser").click()  # the pressed eraser, and the other pressed colours
+        assert axe_violations(p.page) == []
+        assert not p.failed, p.failed
+    finally:
+        context.close()
+
+
+def test_the_drawing_page_names_its_buttons_shows_focus_and_works_from_the_keyboard(page):
+    p = page
+    p.page.set_viewport_size(LAPTOP)
+    draw_face(p)
+    p.wait_result()
+    assert unnamed_buttons(p.page) == []
+
+    # Tab alone reaches every tool, the variations and Save, and each shows a focus ring.
+    reached = tab_through(p.page)
+    for want in ["to-faces", "pen", "eraser", "undo", "clear", "download"]:
+        assert want in reached, f"Tab never reaches #{want}: {reached}"
+    assert sum("size" in r for r in reached) == 3 and any("variation" in r for r in reached), reached
+    for target in ["#pen", "#download"]:
+        p.page.locator(target).focus()  # the keyboard's focus: the last input was Tab
+        assert_focus_ring(p.page, target)
+
+    # The keyboard drives the page: Enter on Clear empties the paper, Ctrl+Z brings the face back.
+    p.page.locator("#clear").focus()
+    p.page.keyboard.press("Enter")
+    p.wait_strokes(0)
+    p.page.keyboard.press("Control+z")
+    p.wait_strokes(len(FACE))
+    p.wait_result()

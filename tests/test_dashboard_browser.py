@@ -23,6 +23,7 @@ import time
 import numpy as np
 import pytest
 
+from a11y import assert_focus_ring, axe_violations, tab_through, unnamed_buttons
 from conftest import CHROMIUM, ROOT, wait_for_function
 from procs import env_for, start_api, start_worker
 
@@ -174,7 +175,7 @@ def test_new_job_form_runs_a_job_live_to_a_model(page, browser, deployment):
     page.click("#new-job-submit")
     error = page.locator("#err-image_size")
     expect(error).to_be_visible()
-    expect(error).to_contain_text("16")
+    expect(error).to_contain_text(str(size["minimum"]))
     expect(image_size).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#new-job-error")).to_be_visible()
     assert page.evaluate("location.hash") == "#/jobs/new"
@@ -400,3 +401,35 @@ def test_api_keys_create_once_and_revoke_with_confirmation(page, deployment):
     expect(revoked.locator(".badge")).to_have_text("revoked")
     listed = page.request.get(f"{base}/api/v1/admin/api-keys?include_revoked=true").json()
     assert [k["revoked_at"] is not None for k in listed if k["name"] == "school tablet app"] == [True]
+
+
+# ---------------------------------------------------------------------------------------------
+# Accessibility
+
+
+def test_the_dashboard_passes_axe(page, deployment):
+    """No serious or critical axe-core violation on the login form and the jobs list."""
+    base, _, _ = deployment
+    page.goto(admin_url(base, "#/login"))
+    expect(page.locator("#login-form")).to_be_visible()
+    assert axe_violations(page) == []
+    log_in(page, base, "#/jobs")
+    expect(page.locator("#view h1, #view h2").first).to_be_visible()
+    assert axe_violations(page) == []
+
+
+def test_the_dashboard_names_its_buttons_and_works_from_the_keyboard(page, deployment):
+    """The jobs list: named buttons, and the keyboard reaches the sections and Log out, with a
+    focus ring."""
+    base, _, _ = deployment
+    log_in(page, base, "#/jobs")
+    expect(page.locator("#view h1, #view h2").first).to_be_visible()
+    assert unnamed_buttons(page) == []
+    reached = tab_through(page)
+    assert "logout" in reached, reached
+    assert len(reached) >= 7, reached  # the brand, five sections, Log out
+    page.locator("#logout").focus()
+    assert_focus_ring(page, "#logout")  # (which takes the focus away again)
+    page.locator("#logout").focus()
+    page.keyboard.press("Enter")  # Log out, from the keyboard
+    wait_for_function(page, "location.hash === '#/login'")

@@ -34,6 +34,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from a11y import assert_focus_ring, axe_violations, covered_controls, in_view, tab_to, unnamed_buttons
 from conftest import ROOT, wait_for_function
 from procs import Proc, api_client, env_for, start_api, start_worker, wait_for
 
@@ -384,8 +385,7 @@ def _idle(page, frame: str) -> None:
 
 
 def _shoot(page, name: str) -> None:
-    """With D2A_SCREENSHOTS=1: the whole page into docs/img. The window is made as tall as the
-    page first, so the message bar (kept at the bottom of the window) sits below the cards."""
+    """With D2A_SCREENSHOTS=1: the whole page into docs/img, in a window as tall as the page."""
     if os.environ.get("D2A_SCREENSHOTS") != "1":
         return
     SHOTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -567,5 +567,72 @@ def test_the_faces_page_on_a_phone(deployment, browser):
         page.locator("#back").tap()  # and back to drawing
         page.wait_for_url(deployment.base + "/")
         page.wait_for_selector("#canvas")
+    finally:
+        context.close()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("size", [{"width": 390, "height": 844}, {"width": 1280, "height": 800}],
+                         ids=["phone", "laptop"])
+def test_the_faces_page_keeps_the_face_in_view_and_works_from_the_keyboard(deployment, browser, size):
+    """On a phone and a laptop: New face, pressed from the keyboard, shows a face whole in the
+    window; the message covers neither New face nor Save; every button has a name and shows a
+    focus ring."""
+    phone = size["width"] < 500
+    context = browser.new_context(viewport=size, has_touch=phone, is_mobile=phone)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    try:
+        page.goto(deployment.base + "/faces/")
+        page.wait_for_selector("body[data-ready='true']")
+        assert covered_controls(page) == []
+
+        tab_to(page, "#new-face")
+        assert_focus_ring(page, "#new-face")
+        page.locator("#new-face").focus()
+        page.keyboard.press("Enter")
+        _idle(page, "face-frame")
+        _loaded(page, "#face-main")
+        view = in_view(page, "#face-main")
+        assert view["whole"], f"the face is not in the window: {view}"
+        assert in_view(page, "#new-face")["whole"] and in_view(page, "#download")["whole"]
+        assert covered_controls(page) == []
+        assert page.evaluate("document.getElementById('status').textContent").startswith("Say hello")
+
+        assert unnamed_buttons(page) == []
+        tab_to(page, "#download")
+        assert_focus_ring(page, "#download")
+        tab_to(page, "#psi")
+        page.keyboard.press("End")  # all the way to "wilder": the face again, and no "!." typo
+        wait_for_function(page, "document.getElementById('status').textContent.includes('super wild')", timeout=60000)
+        status = page.locator("#status").inner_text()
+        assert status.endswith("super wild!") and "!." not in status, status
+        assert not problems, problems
+    finally:
+        context.close()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("size", [{"width": 390, "height": 844}, {"width": 1280, "height": 800}],
+                         ids=["phone", "laptop"])
+def test_the_faces_page_passes_axe(deployment, browser, size):
+    """No serious or critical axe-core violation: at the start, and with two faces, A and B picked
+    and a mix shown."""
+    phone = size["width"] < 500
+    context = browser.new_context(viewport=size, has_touch=phone, is_mobile=phone)
+    page = context.new_page()
+    try:
+        page.goto(deployment.base + "/faces/")
+        page.wait_for_selector("body[data-ready='true']")
+        assert axe_violations(page) == []
+        for k in range(2):
+            page.locator("#new-face").click()
+            _idle(page, "face-frame")
+            wait_for_function(page, f"document.querySelectorAll('#face-history li').length === {k + 1}")
+        page.locator("#mix-fine").click()
+        _idle(page, "mix-frame")
+        _loaded(page, "#mix-result")
+        assert axe_violations(page) == []
     finally:
         context.close()

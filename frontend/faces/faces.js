@@ -233,7 +233,7 @@ async function drawFace(seed, face) {
     drawFace(seed, face); // the slider moved meanwhile: catch up
     return;
   }
-  if (!isNew) say(`Here is ${faceName(face)}: ${psiWord(psi).toLowerCase()}.`, "success");
+  if (!isNew) say(`Here is ${faceName(face)}: ${sentenceEnd(psiWord(psi).toLowerCase())}`, "success");
   else if (state.b) say(`Say hello to ${faceName(face)}!`, "success");
   else say(`Say hello to ${faceName(face)}! Make one more face to mix them.`, "success");
 }
@@ -351,6 +351,11 @@ function save(url, name) {
 
 // ---------------------------------------------------------------------------------------------
 // The wild <-> safe slider
+
+/** ``words`` with a full stop, unless they end in one already ("super wild!"). */
+function sentenceEnd(words) {
+  return /[.!?]$/.test(words) ? words : `${words}.`;
+}
 
 function psiWord(psi) {
   if (psi >= 0.9) return "Super wild!";
