@@ -169,6 +169,17 @@ def test_matches_the_cairo_reference_at_larger_sizes(rng):
             assert diff <= 2.0
 
 
+def test_matches_the_cairo_reference_at_odd_sizes(rng):
+    # the renderer lays rows side by side at multiples of the width: odd widths must work too
+    cairo_reference = pytest.importorskip("cairo_reference")
+    pytest.importorskip("cairo")
+    for size in (9, 29, 57):
+        for _ in range(10):
+            d = simplify(parse_strokes(random_strokes(rng)))
+            diff = np.abs(render(d, size).astype(float) - cairo_reference.cairo_render(list(d.strokes), size)).mean()
+            assert diff <= 2.0
+
+
 def test_drawing_dataclass_counts_points():
     d = Drawing((np.zeros((2, 3)), np.zeros((2, 4))))
     assert d.n_points == 7
