@@ -200,15 +200,17 @@ def test_an_encoder_made_for_another_prior_is_refused(tiny_export, tmp_path):
         DoodleFaceModel(models / "doodle_encoder", ["CPUExecutionProvider"])
 
 
-#: The shipped model's face for FACE (variation 0, pixels [30:33, 30:33]) when it was exported.
-PINNED = [[[176, 159, 134], [182, 169, 147], [181, 168, 146]],
-          [[179, 165, 142], [154, 140, 121], [192, 173, 150]],
-          [[196, 185, 163], [150, 134, 114], [183, 169, 147]]]
+#: The shipped model's face for FACE (variation 0, pixels [30:33, 30:33]), pinned again when the
+#: vectorised rasterizer came (its bitmaps differ from the old one's by under 1/255 on average,
+#: which moved these pixels by up to 4).
+PINNED = [[[173, 156, 132], [180, 166, 144], [179, 165, 143]],
+          [[176, 162, 140], [152, 137, 118], [189, 170, 147]],
+          [[195, 183, 162], [148, 132, 112], [180, 165, 144]]]
 FACE = [[[60, 40, 30, 40, 60, 90, 110, 100, 90, 60], [20, 30, 60, 90, 100, 95, 70, 40, 25, 20]],
         [[50, 52], [50, 52]], [[80, 82], [50, 52]], [[45, 65, 85], [75, 85, 75]]]
 
 
-def test_the_shipped_model_reads_a_drawing_and_paints_what_it_painted_when_exported():
+def test_the_shipped_model_reads_a_drawing_and_paints_the_pinned_face():
     from core.doodle_model import DoodleFaceModel
     from core.drawing import parse_strokes
 

@@ -67,6 +67,11 @@ def test_a_damaged_promoted_version_falls_back_to_the_bundled_model_and_comes_ba
     assert "v2" in store.errors["sketch2anime"] and "sha256" in store.errors["sketch2anime"]
     assert "the bundled" in store.errors["sketch2anime"]
     assert watcher.check() == []  # nothing changed on disk: not tried again
+    with TestClient(create_app(settings)) as client:  # and the API says so (a new process, same files)
+        ready = client.get("/readyz").json()
+        assert ready["status"] == "ready" and "v2 was refused" in ready["refused"]["sketch2anime"]
+        listed = client.get("/api/v1/models").json()[0]
+        assert listed["serving"] and "the bundled sketch2anime keeps serving" in listed["error"]
 
     member.write_bytes(good)  # the operator restores the file
     assert watcher.check() == ["sketch2anime"]

@@ -23,7 +23,8 @@ def readyz(store: StoreDep) -> JSONResponse:
         return JSONResponse(status_code=503, content={"status": "not ready", "reason": store.error or "loading"})
     models = {name: store.get(name).manifest.version for name in store.names() if store.get(name) is not None}
     return JSONResponse(content={"status": "ready", "model": ens.name, "version": ens.manifest.version,
-                                 "providers": ens.providers, "models": models})
+                                 "providers": ens.providers, "models": models,
+                                 "refused": {name: why for name, why in store.errors.items()}})
 
 
 @router.get("/metrics", summary="Prometheus metrics: request latency by route, model inference time, jobs by "

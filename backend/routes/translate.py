@@ -61,8 +61,9 @@ def list_models(store: StoreDep, settings: SettingsDep) -> list[ModelOut]:
                 continue
         if not isinstance(manifest.input, SketchInput):
             continue
+        # the error is shown when a model serves too: it says what was refused and what serves instead
         out.append(_model_out(manifest, serving=serving, default=name == settings.default_model,
-                              error=None if serving is not None else store.errors.get(name)))
+                              error=store.errors.get(name)))
     try:
         _, faces = face_model(settings)
     except HTTPException as exc:
