@@ -52,10 +52,6 @@ class ModelStore:
         """Why the default model is not serving (None when it is, or while it loads)."""
         return self.errors.get(self.default)
 
-    @error.setter
-    def error(self, message: str | None) -> None:
-        self.set_error(self.default, message)
-
     def set_error(self, name: str, message: str | None) -> None:
         if message is None:
             self.errors.pop(name, None)

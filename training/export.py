@@ -77,6 +77,23 @@ def _metrics_at(run_dir: Path, step: int) -> dict[str, float]:
     return {}
 
 
+def copy_latest_samples(run_dir: Path, out_dir: Path) -> str | None:
+    """The run's last sample grid, copied beside the export as ``samples.png`` (None: the run has none)."""
+    grids = sorted((Path(run_dir) / "samples").glob("step_*.png"))
+    if not grids:
+        return None
+    shutil.copy(grids[-1], Path(out_dir) / "samples.png")
+    return "samples.png"
+
+
+def run_metrics(run_dir: Path) -> dict[str, float]:
+    """The run's final metrics (its ``metrics.json`` without the step), for the manifest."""
+    path = Path(run_dir) / "metrics.json"
+    if not path.is_file():
+        return {}
+    return {k: float(v) for k, v in json.loads(path.read_text()).items() if k != "step"}
+
+
 def export_run(
     run_dir: Path, out_dir: Path, *, name: str = "sketch2anime", version: str = "1",
     snapshots: list[int] | None = None, data_dir: Path | None = None,
@@ -122,14 +139,8 @@ def export_run(
             p = Path(data_dir) / rel
             if p.is_file():
                 data.append({"path": str(rel), "sha256": sha256_file(p)})
-    samples = None
-    grids = sorted((run_dir / "samples").glob("step_*.png"))
-    if grids:
-        shutil.copy(grids[-1], out_dir / "samples.png")
-        samples = "samples.png"
-    final_metrics = {}
-    if (run_dir / "metrics.json").is_file():
-        final_metrics = {k: float(v) for k, v in json.loads((run_dir / "metrics.json").read_text()).items() if k != "step"}
+    samples = copy_latest_samples(run_dir, out_dir)
+    final_metrics = run_metrics(run_dir)
     manifest = ModelManifest(
         name=name, kind=get_kind("cyclegan").manifest_kind, version=version,
         created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),

@@ -17,9 +17,7 @@ manifest is written; a difference above ``PARITY_TOLERANCE`` stops the export.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +27,7 @@ from torch import nn
 from core.kinds import get_kind
 from core.manifest import LatentInput, Member, ModelManifest, StyleGANSpec, TensorSpec, sha256_file
 from training.data import ANIME_ZIP
-from training.export import OPSET, PARITY_TOLERANCE, ExportError
+from training.export import OPSET, PARITY_TOLERANCE, ExportError, copy_latest_samples, run_metrics
 from core.configs.gans import GANConfig, StyleGANConfig, load_gan_config
 from training.gans.stylegan import StyleGenerator
 from training.runinfo import training_record
@@ -104,9 +102,7 @@ def export_gan_run(run_dir: Path, out_dir: Path, *, name: str = "anime-faces", v
     if snapshots:
         raise ValueError(f"a {config.kind} run exports its latest checkpoint; snapshots are for CycleGAN runs")
     out_dir.mkdir(parents=True, exist_ok=True)
-    final_metrics: dict[str, float] = {}
-    if (run_dir / "metrics.json").is_file():
-        final_metrics = {k: float(v) for k, v in json.loads((run_dir / "metrics.json").read_text()).items() if k != "step"}
+    final_metrics = run_metrics(run_dir)
     z = torch.from_numpy(np.random.default_rng(0).standard_normal((4, config.z_dim)).astype(np.float32))
     members: list[Member] = []
     stylegan = None
@@ -129,11 +125,7 @@ def export_gan_run(run_dir: Path, out_dir: Path, *, name: str = "anime-faces", v
     data = []
     if data_dir is not None and (Path(data_dir) / ANIME_ZIP).is_file():
         data.append({"path": str(ANIME_ZIP), "sha256": sha256_file(Path(data_dir) / ANIME_ZIP)})
-    samples = None
-    grids = sorted((run_dir / "samples").glob("step_*.png"))
-    if grids:
-        shutil.copy(grids[-1], out_dir / "samples.png")
-        samples = "samples.png"
+    samples = copy_latest_samples(run_dir, out_dir)
     manifest = ModelManifest(
         name=name, kind=get_kind(config.kind).manifest_kind, version=version,
         created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),

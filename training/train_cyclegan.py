@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from training.data import (
 )
 from core.progress import Progress, ProgressCallback, TrainingCancelled
 from training.doodles import synthetic_doodle
+from training.checkpoints import atomic_save, changed_fields, read_checkpoint
 from training.runinfo import record_session
 
 log = logging.getLogger(__name__)
@@ -121,13 +121,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _atomic_save(obj: object, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def fixed_sample_inputs(data_dir: Path, config: CycleGANConfig, n_real: int = 8, n_synth: int = 8) -> np.ndarray:
@@ -246,21 +239,19 @@ class CycleGANTrainer:
             "pool_A": self.pool_A.state(),
             "pool_B": self.pool_B.state(),
         }
-        _atomic_save(state, self.checkpoint_path)
+        atomic_save(state, self.checkpoint_path)
         return self.checkpoint_path
 
     def load_checkpoint(self, path: Path | None = None) -> bool:
         path = Path(path) if path else self.checkpoint_path
-        if not path.is_file():
+        state = read_checkpoint(path, "cyclegan", CHECKPOINT_FORMAT, title="CycleGAN")
+        if state is None:
             return False
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if state.get("format_version") != CHECKPOINT_FORMAT or state.get("kind") != "cyclegan":
-            raise ValueError(f"{path} is not a CycleGAN checkpoint of format {CHECKPOINT_FORMAT}")
         saved = CycleGANConfig.model_validate(state["config"])
         if saved != self.config:
-            diff = {k for k, v in saved.model_dump().items() if self.config.model_dump()[k] != v}
             if not schedule_change_is_seamless(saved, self.config, int(state["step"])):
-                raise ValueError(f"checkpoint {path} was made with a different config (differs in: {sorted(diff)})")
+                raise ValueError(f"checkpoint {path} was made with a different config "
+                                 f"(differs in: {changed_fields(saved, self.config)})")
             log.warning("resuming with a new length (steps %d -> %d, decay_steps %d -> %d): the learning rate of "
                         "every step done so far is the same under both, so the run is the one the new config makes",
                         saved.steps, self.config.steps, saved.decay_steps, self.config.decay_steps)
@@ -275,7 +266,7 @@ class CycleGANTrainer:
 
     def save_snapshot(self) -> Path:
         path = self.run_dir / "snapshots" / f"step_{self.step:07d}.pt"
-        _atomic_save(
+        atomic_save(
             {"format_version": CHECKPOINT_FORMAT, "kind": "cyclegan-G_AB", "step": self.step,
              "config": self.config.model_dump(mode="json"), "G_AB": self.G_AB.state_dict()},
             path,

@@ -56,7 +56,8 @@ from training.gans.losses import CrossEntropyLoss, LeastSquaresLoss, Wasserstein
 from training.gans.stylegan import StyleDiscriminator, StyleGenerator
 from core.progress import Progress, ProgressCallback, TrainingCancelled
 from training.runinfo import record_session
-from training.train_cyclegan import _atomic_save, _drop_log_after, random_sharpness, seed_everything
+from training.checkpoints import atomic_save, changed_fields, read_checkpoint
+from training.train_cyclegan import _drop_log_after, random_sharpness, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -215,21 +216,17 @@ class GANTrainer:
             "elapsed": self.elapsed,
             **{name: m.state_dict() for name, m in self._modules().items()},
         }
-        _atomic_save(state, self.checkpoint_path)
+        atomic_save(state, self.checkpoint_path)
         return self.checkpoint_path
 
     def load_checkpoint(self, path: Path | None = None) -> bool:
         path = Path(path) if path else self.checkpoint_path
-        if not path.is_file():
+        state = read_checkpoint(path, self.config.kind, CHECKPOINT_FORMAT)
+        if state is None:
             return False
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if state.get("format_version") != CHECKPOINT_FORMAT or state.get("kind") != self.config.kind:
-            raise ValueError(f"{path} is not a {self.config.kind} checkpoint of format {CHECKPOINT_FORMAT} "
-                             f"(it says kind {state.get('kind')!r}, format {state.get('format_version')!r})")
         saved = load_gan_config(state["config"])
         if saved != self.config:
-            a, b = saved.model_dump(), self.config.model_dump()
-            diff = sorted(k for k in a if a[k] != b[k])
+            diff = changed_fields(saved, self.config)
             if set(diff) - TRAJECTORY_NEUTRAL:
                 raise ValueError(f"checkpoint {path} was made with a different config (differs in: {diff})")
             log.warning("resuming with new %s: they do not change the steps taken", ", ".join(diff))

@@ -9,7 +9,6 @@ import datetime as dt
 import json
 import os
 import logging
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from core.preprocess import bitmap_to_input
 from training.data import QUICKDRAW_NPY, load_quickdraw
 from training.doodle.attributes import ATTRIBUTES
 from training.doodle.train import DoodleEncoderTrainer
-from training.export import OPSET, PARITY_TOLERANCE, ExportError
+from training.export import OPSET, PARITY_TOLERANCE, ExportError, copy_latest_samples, run_metrics
 from training.prior.directions import WALKS
 from training.runinfo import training_record
 
@@ -78,9 +77,7 @@ def export_encoder_run(run_dir: Path, out_dir: Path, *, name: str = "doodle_enco
     # safetensors writes through a private temporary file: give it the permissions of the other files
     os.chmod(out_dir / "encoder.safetensors", 0o644)
 
-    metrics = {}
-    if (run_dir / "metrics.json").is_file():
-        metrics = {k: float(v) for k, v in json.loads((run_dir / "metrics.json").read_text()).items() if k != "step"}
+    metrics = run_metrics(run_dir)
     step = trainer.step
     members = [
         Member(file="encoder.onnx", sha256=sha256_file(path), bytes=path.stat().st_size, label="encoder",
@@ -101,11 +98,7 @@ def export_encoder_run(run_dir: Path, out_dir: Path, *, name: str = "doodle_enco
                           centre=m.centre, low=m.low, high=m.high) for m in config.walks],
         psi=config.psi, fine_layers=(first_fine, G.num_ws),
     )
-    samples = None
-    grids = sorted((run_dir / "samples").glob("step_*.png"))
-    if grids:
-        shutil.copy(grids[-1], out_dir / "samples.png")
-        samples = "samples.png"
+    samples = copy_latest_samples(run_dir, out_dir)
     manifest = ModelManifest(
         name=name, kind="doodle-encoder-stylegan", version=version,
         created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),

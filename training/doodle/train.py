@@ -40,7 +40,8 @@ from training.prior.directions import WALKS, learn_walk
 from training.prior.from_onnx import generator_from_export
 from core.progress import Progress, ProgressCallback, TrainingCancelled
 from training.runinfo import record_session
-from training.train_cyclegan import _atomic_save, _drop_log_after, seed_everything
+from training.checkpoints import atomic_save, changed_fields, read_checkpoint
+from training.train_cyclegan import _drop_log_after, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -94,19 +95,15 @@ class DoodleEncoderTrainer:
             "directions": dict(self.directions), "encoder": self.encoder.state_dict(), "opt": self.opt.state_dict(),
             "identity": self.identity.state_dict() if self.identity_fitted else None,
         }
-        _atomic_save(state, self.checkpoint_path)
+        atomic_save(state, self.checkpoint_path)
         return self.checkpoint_path
 
     def load_checkpoint(self, path: Path | None = None) -> bool:
         path = Path(path) if path else self.checkpoint_path
-        if not path.is_file():
+        state = read_checkpoint(path, self.config.kind, CHECKPOINT_FORMAT)
+        if state is None:
             return False
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if state.get("format_version") != CHECKPOINT_FORMAT or state.get("kind") != self.config.kind:
-            raise ValueError(f"{path} is not a {self.config.kind} checkpoint of format {CHECKPOINT_FORMAT}")
-        saved = DoodleEncoderConfig.model_validate(state["config"])
-        a, b = saved.model_dump(), self.config.model_dump()
-        diff = sorted(k for k in a if a[k] != b[k])
+        diff = changed_fields(DoodleEncoderConfig.model_validate(state["config"]), self.config)
         if set(diff) - TRAJECTORY_NEUTRAL:
             raise ValueError(f"checkpoint {path} was made with a different config (differs in: {diff})")
         self.directions = {k: v.to(self.device) for k, v in state["directions"].items()}
