@@ -287,13 +287,3 @@ def evaluate_faces(faces: np.ndarray, doodles: np.ndarray, real: RealReference,
     if readings is not None:
         out.update(follow_scores(readings, faces))
     return out
-
-
-def evaluate_painter(paint: Painter, doodles: np.ndarray, real: RealReference, *,
-                     readings: dict[str, np.ndarray] | None = None, edit_paint: Painter | None = None,
-                     grid_dir: Path | None = None, label: str = "model") -> dict:
-    """Every figure of a drawing model; ``edit_paint`` (default ``paint``) makes the faces of the
-    controlled edits."""
-    out = evaluate_faces(paint(doodles), doodles, real, readings)
-    out["edits"] = controlled_edits(edit_paint or paint, grid_dir=grid_dir, label=label)
-    return out

@@ -4,8 +4,7 @@ that "the face follows the drawing" can be measured on real doodles nobody label
 - The drawing side: ``DoodleReader``, a CNN of its own (other seed, other width, its own pool of
   synthetic doodles) that reads a doodle's attributes. It is not the encoder of any model: a
   model driven by a reader that misread doodles consistently would follow its reader, not the
-  drawing, and a shared reader could not see that. Tilt and elongation are also read without
-  learning, from the ink's second moments, as a cross-check.
+  drawing, and a shared reader could not see that.
 - The face side, by plain image measurements that no model trains on: the head's roll (the
   rotation that makes the face most nearly mirror-symmetric), the skin region (pixels of the
   colour at the middle of the lower face, connected to it): its height/width and its area, the
@@ -88,25 +87,6 @@ def face_measures(faces: np.ndarray) -> dict[str, np.ndarray]:
     res = {k: np.asarray(v) for k, v in out.items()}
     res["roll"] = roll_degrees(faces)
     return res
-
-
-def ink_moments(bitmaps: np.ndarray) -> dict[str, np.ndarray]:
-    """Tilt (radians, clockwise, of the ink's long axis from upright, folded into +-45 degrees)
-    and elongation (log sqrt(var_y / var_x)) from the ink's second moments."""
-    n, h, w = bitmaps.shape
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
-    tilt, long = np.zeros(n), np.zeros(n)
-    for i, b in enumerate(bitmaps.astype(np.float64)):
-        m = b.sum() or 1.0
-        cx, cy = (b * xs).sum() / m, (b * ys).sum() / m
-        vxx = (b * (xs - cx) ** 2).sum() / m
-        vyy = (b * (ys - cy) ** 2).sum() / m
-        vxy = (b * (xs - cx) * (ys - cy)).sum() / m
-        angle = 0.5 * np.arctan2(2 * vxy, vxx - vyy)      # long axis from the x axis, y down
-        # a tall face's long axis is near vertical: its tilt is its angle from vertical
-        tilt[i] = angle - np.sign(angle) * np.pi / 2 if abs(angle) > np.pi / 4 else angle
-        long[i] = 0.5 * np.log(max(vyy, 1e-6) / max(vxx, 1e-6))
-    return {"tilt": tilt, "long": long}
 
 
 class DoodleReader:
