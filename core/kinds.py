@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from core.configs.cyclegan import CycleGANConfig
 from core.configs.encoder import DoodleEncoderConfig
+from core.configs.translation import DiscoGANConfig, LineArtConfig, UNITConfig
 from core.configs.gans import DCGANConfig, LSGANConfig, StyleGANConfig, WGANDivConfig
 
 
@@ -63,13 +64,30 @@ def _face_gan(name: str, title: str, config: type[BaseModel], *, model_name: str
         shown_losses=("G", "D", "div", "r1"))
 
 
-KINDS: dict[str, ModelKind] = {
-    "cyclegan": ModelKind(
-        name="cyclegan", title="CycleGAN: drawings to anime faces", config=CycleGANConfig,
-        model_name="sketch2anime", manifest_kind="cyclegan-sketch2anime",
-        trainer=Ref("training.train_cyclegan:CycleGANTrainer"), exporter=Ref("training.export:export_run"),
+def _translation(name: str, title: str, config: type[BaseModel], trainer: str, *, model_name: str,
+                 manifest_kind: str, shown_losses: tuple[str, ...] = ("G", "cycle", "D_A", "D_B")) -> ModelKind:
+    """A drawing -> anime-face network of the shared translation framework: exported and served
+    alike (ONNX members of an ensemble), measured on the held-out doodles."""
+    return ModelKind(
+        name=name, title=title, config=config, model_name=model_name, manifest_kind=manifest_kind,
+        trainer=Ref(trainer), exporter=Ref("training.export:export_run"),
         evaluator=Ref("training.evaluate:cyclegan_sampler"), report=Ref("training.report:cyclegan_report"),
-        runtime=Ref("core.runtime:Ensemble"), shown_losses=("G", "cycle", "D_A", "D_B"), serves_drawings=True),
+        runtime=Ref("core.runtime:Ensemble"), shown_losses=shown_losses, serves_drawings=True)
+
+
+KINDS: dict[str, ModelKind] = {
+    "cyclegan": _translation("cyclegan", "CycleGAN: drawings to anime faces", CycleGANConfig,
+                             "training.train_cyclegan:CycleGANTrainer", model_name="sketch2anime",
+                             manifest_kind="cyclegan-sketch2anime"),
+    "discogan": _translation("discogan", "DiscoGAN: drawings to anime faces, U-Net generators", DiscoGANConfig,
+                             "training.train_discogan:DiscoGANTrainer", model_name="discogan",
+                             manifest_kind="discogan-sketch2anime"),
+    "unit": _translation("unit", "UNIT: drawings to anime faces through a shared latent space", UNITConfig,
+                         "training.train_unit:UNITTrainer", model_name="unit", manifest_kind="unit-sketch2anime",
+                         shown_losses=("G", "vae", "cycle", "D_A", "D_B")),
+    "lineart": _translation("lineart", "Line art: detailed line drawings coloured (paired, U-Net + L1)", LineArtConfig,
+                            "training.train_lineart:LineArtTrainer", model_name="lineart",
+                            manifest_kind="lineart-sketch2anime", shown_losses=("G", "l1", "D")),
     "doodle_encoder": ModelKind(
         name="doodle_encoder", title="Doodle encoder: drawings to faces of the StyleGAN prior",
         config=DoodleEncoderConfig, model_name="doodle_encoder", manifest_kind="doodle-encoder-stylegan",

@@ -46,7 +46,7 @@ def test_a_bad_reference_is_refused_or_fails_to_load():
 
 
 def test_an_unknown_kind_lists_the_valid_ones():
-    with pytest.raises(UnknownKind, match="cyclegan, doodle_encoder, dcgan, lsgan, wgan_div, stylegan"):
+    with pytest.raises(UnknownKind, match="cyclegan, discogan, unit, lineart, doodle_encoder, dcgan, lsgan, wgan_div, stylegan"):
         get_kind("biggan")
     with pytest.raises(UnknownKind, match="cyclegan-sketch2anime"):
         kind_of_manifest("biggan-anime-faces")

@@ -1,4 +1,5 @@
-"""Export sketch->anime generators of a training run to ONNX, with a manifest.
+"""Export the sketch->anime network of a drawing run (CycleGAN, DiscoGAN, UNIT, line art) to ONNX,
+with a manifest.
 
 Each member is exported with a dynamic batch axis and checked against torch on a batch of real
 held-out doodles before the manifest is written; a member whose ONNX output differs from torch
@@ -19,10 +20,10 @@ import torch
 from core.kinds import get_kind
 from core.manifest import Member, ModelManifest, SketchInput, TensorSpec, sha256_file
 from core.preprocess import bitmap_to_input
-from training.cyclegan import ResnetGenerator
+from core.configs.translation import LineArtConfig, TranslationConfig
 from training.data import ANIME_ZIP, QUICKDRAW_NPY, load_quickdraw
 from training.runinfo import training_record
-from training.train_cyclegan import CHECKPOINT_FORMAT, CycleGANConfig
+from training.translation import CHECKPOINT_FORMAT
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +35,30 @@ class ExportError(RuntimeError):
     pass
 
 
-def load_generator(path: Path) -> tuple[ResnetGenerator, CycleGANConfig, int]:
-    """The sketch->anime generator from a snapshot or a full checkpoint."""
+def checkpoint_kind(state: dict) -> str:
+    """The registry's kind of a checkpoint or snapshot (snapshots say ``<kind>-generator``; the
+    first CycleGAN snapshots ``cyclegan-G_AB``)."""
+    return str(state.get("kind", "cyclegan")).split("-")[0]
+
+
+def load_generator(path: Path) -> tuple[torch.nn.Module, TranslationConfig, int]:
+    """The sketch->anime network of a snapshot or a full checkpoint of any drawing kind."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     if state.get("format_version") != CHECKPOINT_FORMAT:
         raise ExportError(f"{path}: unknown checkpoint format {state.get('format_version')}")
-    config = CycleGANConfig.model_validate(state["config"])
-    g = ResnetGenerator(3, 3, config.ngf, config.n_blocks)
-    g.load_state_dict(state["G_AB"])
-    g.eval()
+    trainer = get_kind(checkpoint_kind(state)).trainer.load()
+    g, config = trainer.generator_from_state(state)
     return g, config, int(state["step"])
+
+
+def sketch_input(config: TranslationConfig) -> SketchInput:
+    """What the exported model reads: Quick, Draw! doodles, or the line-art model's thin lines."""
+    if isinstance(config, LineArtConfig):
+        return SketchInput(name="sketch", image_size=config.image_size, raster_size=config.raster_size,
+                           line_diameter=config.line_diameter, padding=config.padding,
+                           description="a line drawing with a thin pen, dark ink (-1) on white (+1), 3 equal channels")
+    return SketchInput(name="sketch", image_size=config.image_size, raster_size=config.raster_size,
+                       description="Quick, Draw! bitmap, resized, dark ink (-1) on white (+1), 3 equal channels")
 
 
 def export_onnx(generator: torch.nn.Module, path: Path, image_size: int) -> None:
@@ -95,7 +110,7 @@ def run_metrics(run_dir: Path) -> dict[str, float]:
 
 
 def export_run(
-    run_dir: Path, out_dir: Path, *, name: str = "sketch2anime", version: str = "1",
+    run_dir: Path, out_dir: Path, *, name: str | None = None, version: str = "1",
     snapshots: list[int] | None = None, data_dir: Path | None = None,
 ) -> ModelManifest:
     """Export members (snapshot steps, or the latest checkpoint) into ``out_dir`` with a manifest; returns it."""
@@ -111,9 +126,11 @@ def export_run(
     check = None
     members: list[Member] = []
     config = None
+    kinds = set()
     for i, src in enumerate(sources):
         g, cfg, step = load_generator(src)
-        if config is not None and cfg.model_dump(exclude={"steps", "decay_steps"}) != config.model_dump(exclude={"steps", "decay_steps"}):
+        kinds.add(type(cfg))
+        if len(kinds) > 1 or config is not None and cfg.model_dump(exclude={"steps", "decay_steps"}) != config.model_dump(exclude={"steps", "decay_steps"}):
             raise ExportError("ensemble members must share one architecture and data contract")
         config = cfg
         if check is None:
@@ -141,11 +158,11 @@ def export_run(
                 data.append({"path": str(rel), "sha256": sha256_file(p)})
     samples = copy_latest_samples(run_dir, out_dir)
     final_metrics = run_metrics(run_dir)
+    kind = get_kind(checkpoint_kind(torch.load(sources[0], map_location="cpu", weights_only=True)))
     manifest = ModelManifest(
-        name=name, kind=get_kind("cyclegan").manifest_kind, version=version,
+        name=name or kind.model_name, kind=kind.manifest_kind, version=version,
         created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-        input=SketchInput(name="sketch", image_size=config.image_size, raster_size=config.raster_size,
-                          description="Quick, Draw! bitmap, resized, dark ink (-1) on white (+1), 3 equal channels"),
+        input=sketch_input(config),
         output=TensorSpec(name="anime", image_size=config.image_size, description="RGB anime face in [-1, 1]"),
         members=members,
         training=training_record(run_dir, config.model_dump(mode="json"), OPSET),

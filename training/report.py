@@ -65,9 +65,10 @@ def _plot_panels(rows: list[dict], panels: list[tuple[str, tuple[str, ...]]], ou
 
 
 def loss_curves(run_dir: Path, out: Path, smooth: int = 10) -> Path:
-    """A CycleGAN run's generator and discriminator losses."""
-    return _plot_panels(_loss_rows(run_dir), [("generators", ("G", "cycle", "identity", "G_gan")),
-                                              ("discriminators (LSGAN)", ("D_A", "D_B"))], out, smooth)
+    """A drawing run's generator and discriminator losses (CycleGAN, DiscoGAN, UNIT, line art:
+    each logs the terms it has)."""
+    return _plot_panels(_loss_rows(run_dir), [("generators", ("G", "cycle", "identity", "vae", "l1", "G_gan")),
+                                              ("discriminators", ("D_A", "D_B", "D"))], out, smooth)
 
 
 def gan_loss_curves(run_dir: Path, out: Path, smooth: int = 10) -> Path:

@@ -41,7 +41,7 @@ from training.prior.from_onnx import generator_from_export
 from core.progress import Progress, ProgressCallback, TrainingCancelled
 from training.runinfo import record_session
 from training.checkpoints import atomic_save, changed_fields, read_checkpoint
-from training.train_cyclegan import _drop_log_after, seed_everything
+from training.translation import _drop_log_after, seed_everything
 
 log = logging.getLogger(__name__)
 
