@@ -26,8 +26,9 @@ EXAMPLES = {
         "  doodle2anime train --config training/configs/gan_stylegan_cpu.json --run-dir runs/stylegan_cpu --threads 2\n"
         "  doodle2anime train --kind dcgan --run-dir runs/dcgan --set steps=3000 --set image_size=32\n"
         "A run resumes from runs/NAME/checkpoints/latest.pt when it exists (--fresh starts over).\n"
-        "--kind: cyclegan (sketch->anime, the default) or an unconditional face generator (dcgan, lsgan,\n"
-        "wgan_div, stylegan); a config file that names its kind needs no --kind."
+        "--kind: a drawing model (cyclegan, the default; discogan, unit, lineart; doodle_encoder) or an\n"
+        "unconditional face generator (dcgan, lsgan, wgan_div, stylegan); a config file that names its\n"
+        "kind needs no --kind."
     ),
     "worker": (
         "  doodle2anime worker                      # both queues, one job at a time\n"

@@ -60,5 +60,5 @@ def test_the_cli_refuses_an_unknown_kind_with_the_valid_ones(tmp_path, capsys):
     assert "cyclegan" in capsys.readouterr().err  # argparse lists the choices
     config = tmp_path / "biggan.json"
     config.write_text(json.dumps({"kind": "biggan"}))
-    with pytest.raises(SystemExit, match="unknown model kind 'biggan'; valid: cyclegan, doodle_encoder, dcgan"):
+    with pytest.raises(SystemExit, match="unknown model kind 'biggan'; valid: cyclegan, discogan, unit, lineart, doodle_encoder, dcgan"):
         main(["train", "--config", str(config), "--run-dir", str(tmp_path / "run")])

@@ -117,6 +117,8 @@ class DiscoGANConfig(UnpairedConfig):
     trip (the reconstruction loss), no identity loss; the paper's cross-entropy GAN loss and
     squared-error reconstruction with weight 1 by default."""
 
+    kind: Literal["discogan"] = Field("discogan", description="the model kind (fixed)")
+
     ngf: int = Field(32, ge=4, le=256, description="generator width: channels of the U-Net's first layer")
     unet_depth: int = Field(5, ge=2, le=7, description="down-sampling levels of the U-Net (each halves the image)")
     lambda_cycle: float = Field(1.0, ge=0, description="weight of the reconstruction loss")
@@ -136,6 +138,8 @@ class UNITConfig(UnpairedConfig):
     paper's ratios (GAN 10, KL 0.1, reconstruction 100, cycle KL 0.1, cycle reconstruction 100),
     divided by 10."""
 
+    kind: Literal["unit"] = Field("unit", description="the model kind (fixed)")
+
     ngf: int = Field(32, ge=4, le=256, description="width: channels of the encoders' first layer")
     n_res: int = Field(3, ge=1, le=8, description="residual blocks of each encoder and generator that are their own")
     n_shared: int = Field(1, ge=1, le=4, description="residual blocks shared by the two encoders (and by the two generators)")
@@ -150,6 +154,8 @@ class LineArtConfig(TranslationConfig):
     """The paired line-art model (pix2pix-style): each anime face and its own edge sketch are a
     pair; a U-Net colours the sketch, judged by a discriminator that sees sketch and face
     together, plus L1 to the real face. It reads thin lines at full size, not 28 px doodles."""
+
+    kind: Literal["lineart"] = Field("lineart", description="the model kind (fixed)")
 
     raster_size: int = Field(64, ge=16, le=512, description="line drawings are drawn at this size, then resized")
     ngf: int = Field(32, ge=4, le=256, description="generator width: channels of the U-Net's first layer")
