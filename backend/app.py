@@ -26,7 +26,7 @@ from backend.errors import document_errors
 from backend.jobs import service
 from backend.metrics import Metrics, RequestTimer
 from backend.ratelimit import RateLimiter
-from backend.routes import faces, health, translate
+from backend.routes import faces, health, photo, translate
 from backend.routes.admin import api_keys, datasets, jobs, models, queue
 from backend.routes.admin import auth as admin_auth
 from backend.serving import ModelStore, ServingWatcher
@@ -40,8 +40,9 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 #: An upload's form fields and part headers, on top of the file itself.
 MULTIPART_SLACK_BYTES = 1024 * 1024
 UPLOAD_PATH = "/api/v1/admin/datasets"
+PHOTO_PATH = "/api/v1/photo"
 ROUTERS = (admin_auth.router, jobs.router, models.router, queue.router, api_keys.router, datasets.router,
-           faces.router, health.router, translate.router)
+           faces.router, health.router, photo.router, translate.router)
 
 
 def _open_database(app: FastAPI, settings: Settings, *, quiet: bool = False) -> bool:
@@ -203,7 +204,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestTimer, metrics=app.state.metrics)
     # Uploads have their own, larger limit (from the settings); every other body has MAX_BODY_BYTES.
     app.add_middleware(BodyLimits, default=MAX_BODY_BYTES,
-                       limits={UPLOAD_PATH: settings.upload_max_bytes + MULTIPART_SLACK_BYTES})
+                       limits={UPLOAD_PATH: settings.upload_max_bytes + MULTIPART_SLACK_BYTES,
+                               PHOTO_PATH: settings.photo_max_bytes + MULTIPART_SLACK_BYTES})
 
     if FRONTEND_DIR.is_dir():
         app.mount("/", StaticFiles(directory=FRONTEND_DIR, html=True), name="frontend")

@@ -111,6 +111,11 @@ class ModelOut(BaseModel):
                                "(POST /api/v1/faces/...), which makes faces from seeds.")
     image_size: int
     raster_size: int | None = Field(None, description="Side of the doodle bitmap a drawing model reads.")
+    pen: Literal["doodle", "line_art"] | None = Field(
+        None, description="How a drawing model wants to be drawn for: doodle, a face drawn as a kid doodles (any "
+                          "pen; the drawing is read as a 28 px Quick, Draw! doodle and the face is the model's "
+                          "own); line_art, a detailed drawing with a thin pen, read at full size and coloured "
+                          "as drawn.")
     members: list[MemberOut]
     providers: list[str]
     metrics: dict[str, float]
@@ -119,3 +124,21 @@ class ModelOut(BaseModel):
     default: bool = Field(False, description="Requests that name no model get this one.")
     controls: list[str] = Field(default_factory=list,
                                 description="The request fields this model takes beyond the drawing: seed, follow.")
+
+
+class FaceBox(BaseModel):
+    x: float = Field(description="Left edge of the face found, in pixels of the photo as processed (upright, "
+                                 "at most 1,024 px on its longest side).")
+    y: float
+    w: float
+    h: float
+
+
+class PhotoResponse(BaseModel):
+    model: str
+    version: str
+    face: FaceBox = Field(description="Where the face was found.")
+    anime_png_base64: str = Field(description="The anime face alone, a PNG at `size` px.")
+    composite_png_base64: str = Field(description="The photo with the anime face blended over the face and hair, "
+                                                  "a PNG the size of the photo as processed.")
+    elapsed_ms: float

@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     default_model: str = Field("doodle_encoder", min_length=1,
                                description="The drawing model the page and the API use when a request names none.")
     drawing_models: list[str] = Field(
-        default_factory=lambda: ["doodle_encoder", "sketch2anime"],
+        default_factory=lambda: ["doodle_encoder", "sketch2anime", "lineart"],
         description="The drawing models the API serves (a JSON list of names of models_dir folders or of their "
                     "promoted versions); a request picks one with `model`. default_model is always among them.")
     providers: list[str] = Field(
@@ -78,6 +78,12 @@ class Settings(BaseSettings):
 
     # -- random faces --------------------------------------------------------------------------
     face_model: str = Field("anime_faces", description="Folder name (under models_dir) of the StyleGAN that makes random faces.")
+    photo_model: str = Field("selfie2anime", description="Folder name (under models_dir) of the photo -> anime model "
+                                                         "of the photo page and POST /api/v1/photo.")
+    photo_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest photo accepted, in bytes (over it: 413).")
+    photo_max_pixels: int = Field(40_000_000, ge=1024,
+                                  description="Most pixels a photo may have, read from its header before it is "
+                                              "decoded (over it: 422; a small file can hold a huge picture).")
     samples_dir: Path = Field(PROJECT_ROOT / "var" / "samples",
                               description="Pictures made by the sampling queue, kept and reused for identical requests.")
     sample_wait_s: float = Field(

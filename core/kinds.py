@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from core.configs.cyclegan import CycleGANConfig
 from core.configs.encoder import DoodleEncoderConfig
-from core.configs.translation import DiscoGANConfig, LineArtConfig, UNITConfig
+from core.configs.translation import DiscoGANConfig, LineArtConfig, Selfie2AnimeConfig, UNITConfig
 from core.configs.gans import DCGANConfig, LSGANConfig, StyleGANConfig, WGANDivConfig
 
 
@@ -88,6 +88,12 @@ KINDS: dict[str, ModelKind] = {
     "lineart": _translation("lineart", "Line art: detailed line drawings coloured (paired, U-Net + L1)", LineArtConfig,
                             "training.train_lineart:LineArtTrainer", model_name="lineart",
                             manifest_kind="lineart-sketch2anime", shown_losses=("G", "l1", "D")),
+    "selfie2anime": ModelKind(
+        name="selfie2anime", title="Selfie to anime: face photos to anime faces (CycleGAN, 128 px)",
+        config=Selfie2AnimeConfig, model_name="selfie2anime", manifest_kind="cyclegan-selfie2anime",
+        trainer=Ref("training.train_selfie:Selfie2AnimeTrainer"), exporter=Ref("training.export:export_run"),
+        evaluator=Ref("training.train_selfie:photo_sampler"), report=Ref("training.train_selfie:selfie_report"),
+        runtime=Ref("core.photo:PhotoModel"), shown_losses=("G", "cycle", "D_A", "D_B")),
     "doodle_encoder": ModelKind(
         name="doodle_encoder", title="Doodle encoder: drawings to faces of the StyleGAN prior",
         config=DoodleEncoderConfig, model_name="doodle_encoder", manifest_kind="doodle-encoder-stylegan",

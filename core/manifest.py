@@ -50,6 +50,17 @@ class SketchInput(TensorSpec):
     polarity: Literal["dark-ink-on-white"] = "dark-ink-on-white"
 
 
+class PhotoInput(TensorSpec):
+    """A photo model's input: the face found in a photo, cropped square around the detected face
+    box (its side ``crop_scale`` box sides, its centre ``crop_shift`` box sides below the box's),
+    resized to ``image_size``, RGB in [-1, 1]."""
+
+    source: Literal["photo"] = "photo"
+    crop_scale: float = 1.6
+    crop_shift: float = -0.1
+    resize: Literal["bilinear"] = "bilinear"
+
+
 class LatentInput(BaseModel):
     """The input of an unconditional generator: a batch of latent vectors."""
 
@@ -125,7 +136,7 @@ class ModelManifest(BaseModel):
     kind: str                       # e.g. "cyclegan-sketch2anime"
     version: str
     created: str                    # ISO 8601, UTC
-    input: SketchInput | LatentInput
+    input: SketchInput | PhotoInput | LatentInput
     output: TensorSpec
     members: list[Member]
     stylegan: StyleGANSpec | None = None  # StyleGAN generators: how the "mapping" and "synthesis" members join

@@ -52,6 +52,9 @@ const el = {
   controls: document.getElementById("controls"),
   newColours: document.getElementById("new-colours"),
   follow: document.getElementById("follow"),
+  modes: document.getElementById("modes"),
+  modeDoodle: document.getElementById("mode-doodle"),
+  modeLine: document.getElementById("mode-line"),
 };
 const ctx = el.canvas.getContext("2d");
 
@@ -402,6 +405,9 @@ const preview = {
   controls: [], // what the serving model lets a kid change: "seed" (colours), "follow"
   size: DEFAULT_PREVIEW_SIZE, // the side of the faces asked for: the serving model's own
   seed: null, // the colours asked for with "New colours" (null: the drawing's own)
+  mode: "doodle", // "doodle": the default model; "line": the line-art model, which colours thin lines
+  doodleModel: null, // the models list's entries of the two
+  lineModel: null,
   reveal: false, // the request answers a stroke just drawn: bring its answer into view
   revealTimer: 0,
 };
@@ -500,6 +506,7 @@ async function sendPreview() {
 
 function translateBody() {
   const body = { strokes: toRaw(doc.strokes), member: "all", size: preview.size, response: "json" };
+  if (preview.mode === "line" && preview.lineModel) body.model = preview.lineModel.name;
   if (preview.controls.includes("follow")) body.follow = followValue();
   if (preview.controls.includes("seed") && preview.seed !== null) body.seed = preview.seed;
   return body;
@@ -738,23 +745,51 @@ async function loadModels() {
     const response = await fetch(API_MODELS, { headers: { Accept: "application/json" } });
     if (!response.ok) return;
     const models = await response.json();
-    // the page asks for no model by name, so the default one draws its faces
-    const serving = Array.isArray(models) ? models.find((m) => m.default && m.serving) || null : null;
+    const list = Array.isArray(models) ? models : [];
+    // a quick doodle names no model, so the default one draws its faces; a detailed line
+    // drawing goes to a line-art model, when one serves
+    const serving = list.find((m) => m.default && m.serving) || null;
+    preview.lineModel = list.find((m) => m.pen === "line_art" && m.serving && !m.default) || null;
+    el.modes.hidden = !preview.lineModel;
     if (!serving) {
       say(friendlyError(503), "error");
       return;
     }
-    preview.members = (serving.members || []).map((m) => ({ index: m.index, label: m.label }));
-    preview.controls = serving.controls || [];
-    if (serving.image_size >= 28) preview.size = serving.image_size;
-    el.controls.hidden = preview.controls.length === 0;
-    el.newColours.hidden = !preview.controls.includes("seed");
-    el.follow.closest("label").hidden = !preview.controls.includes("follow");
-    if (!preview.images.length) el.modelInfo.textContent = `Artist: ${serving.name} v${serving.version}`;
-    renderVariations();
+    preview.doodleModel = serving;
+    useModel(preview.mode === "line" && preview.lineModel ? preview.lineModel : serving);
   } catch {
     /* the translate call reports trouble to the kid; the picker falls back to its answers */
   }
+}
+
+/** Show the members and controls of the model that draws the faces now. */
+function useModel(model) {
+  preview.members = (model.members || []).map((m) => ({ index: m.index, label: m.label }));
+  preview.controls = model.controls || [];
+  if (model.image_size >= 28) preview.size = model.image_size;
+  el.controls.hidden = preview.controls.length === 0;
+  el.newColours.hidden = !preview.controls.includes("seed");
+  el.follow.closest("label").hidden = !preview.controls.includes("follow");
+  if (!preview.images.length) el.modelInfo.textContent = `Artist: ${model.name} v${model.version}`;
+  renderVariations();
+}
+
+/** A quick doodle (the default artist), or a detailed line drawing with the thin pen. */
+function setMode(mode) {
+  const model = mode === "line" ? preview.lineModel : preview.doodleModel;
+  if (!model || mode === preview.mode) return;
+  preview.mode = mode;
+  el.modeDoodle.setAttribute("aria-pressed", String(mode === "doodle"));
+  el.modeLine.setAttribute("aria-pressed", String(mode === "line"));
+  el.canvas.dataset.mode = mode;
+  el.modelInfo.textContent = `Artist: ${model.name} v${model.version}`;
+  setSize(mode === "line" ? "small" : "medium");
+  setTool("pen");
+  useModel(model);
+  say(mode === "line"
+    ? "Line drawing: draw every detail with the thin pen, hair, eyes and all. Your lines get coloured in!"
+    : "Quick doodle: draw a face any way you like.");
+  if (doc.strokes.length) requestPreview();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -781,6 +816,8 @@ el.clear.addEventListener("click", clearDrawing);
 el.download.addEventListener("click", downloadSelected);
 el.retry.addEventListener("click", () => requestPreview());
 el.newColours.addEventListener("click", newColours);
+el.modeDoodle.addEventListener("click", () => setMode("doodle"));
+el.modeLine.addEventListener("click", () => setMode("line"));
 el.follow.addEventListener("input", () => { describeFollow(); if (doc.strokes.length) requestPreview(); });
 
 document.addEventListener("keydown", (e) => {

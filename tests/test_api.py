@@ -42,18 +42,21 @@ def test_health_and_ready(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     r = client.get("/readyz")
     assert r.status_code == 200 and r.json()["model"] == "doodle_encoder"
-    assert set(r.json()["models"]) == {"doodle_encoder", "sketch2anime"}
+    assert set(r.json()["models"]) == {"doodle_encoder", "sketch2anime", "lineart"}
     assert r.json()["providers"][0] in ("CPUExecutionProvider", "CUDAExecutionProvider")
 
 
-def test_models_lists_both_drawing_models_the_default_and_the_random_face_model(client):
+def test_models_lists_the_drawing_models_the_default_and_the_random_face_model(client):
     listed = client.get("/api/v1/models").json()
     assert listed[0]["name"] == "doodle_encoder"  # the default first
     models = {m["name"]: m for m in listed}
-    assert set(models) == {"doodle_encoder", "sketch2anime", "anime_faces"}
+    assert set(models) == {"doodle_encoder", "sketch2anime", "lineart", "anime_faces"}
     assert models["anime_faces"]["draws_from"] == "seed" and not models["anime_faces"]["default"]
     models.pop("anime_faces")
-    assert all(m["serving"] and m["draws_from"] == "drawing" and m["raster_size"] == 28 for m in models.values())
+    lineart = models.pop("lineart")
+    assert lineart["serving"] and lineart["pen"] == "line_art" and lineart["raster_size"] == 64
+    assert all(m["serving"] and m["draws_from"] == "drawing" and m["raster_size"] == 28 and m["pen"] == "doodle"
+               for m in models.values())
     assert models["doodle_encoder"]["default"] and not models["sketch2anime"]["default"]
     assert models["doodle_encoder"]["controls"] == ["seed", "follow"] and models["sketch2anime"]["controls"] == []
     assert len(models["doodle_encoder"]["members"]) == 3 and len(models["sketch2anime"]["members"]) >= 1
@@ -87,6 +90,29 @@ def test_seed_gives_new_colours_and_follow_moves_the_face(client):
     assert np.corrcoef(lum[0], lum[1])[0, 1] > np.corrcoef(lum[2], lum[1])[0, 1]
 
 
+def test_a_line_drawing_is_coloured_as_drawn_by_the_line_art_model(client):
+    """The line-art model reads thin lines at full size and keeps them: the dark places of the
+    face it paints lie on the drawn lines, and a drawing moved to the other side of the face
+    moves them too."""
+    def face(strokes):
+        r = client.post("/api/v1/translate", json={"strokes": strokes, "size": 64, "model": "lineart"})
+        assert r.status_code == 200, r.text
+        return np.asarray(_png(r.content).convert("RGB"), np.float32)
+
+    from core.drawing import rasterize
+
+    detailed = [[[40, 60, 128, 196, 216], [140, 60, 20, 60, 140]],        # hair line
+                [[60, 128, 196], [170, 240, 170]],                        # chin
+                [[90, 100, 110], [120, 112, 120]], [[146, 156, 166], [120, 112, 120]],   # eyes
+                [[110, 128, 146], [190, 198, 190]]]                       # mouth
+    out = face(detailed)
+    colour = out.max(axis=2) - out.min(axis=2)
+    assert colour.mean() > 20  # a coloured face, not a grey copy of the lines
+    ink = rasterize(detailed, 64, line_diameter=6.0, padding=4.0) > 127
+    dark = out.mean(axis=2)
+    assert dark[ink].mean() < dark[~ink].mean() - 10  # the drawn lines stay lines in the picture
+
+
 def test_controls_a_model_does_not_take_are_a_422(client):
     r = client.post("/api/v1/translate", json={"strokes": FACE_SIMPLE, "model": "sketch2anime", "follow": 0.5})
     assert r.status_code == 422 and "takes no follow" in r.json()["detail"]
@@ -109,7 +135,7 @@ def test_canvas_format_from_a_synthetic_doodle(client):
     assert r.status_code == 200 and _png(r.content).size == (256, 256)
 
 
-@pytest.mark.parametrize("model", ["doodle_encoder", "sketch2anime"])
+@pytest.mark.parametrize("model", ["doodle_encoder", "sketch2anime", "lineart"])
 def test_all_members_as_json_and_as_a_strip(client, model):
     n = len(next(m for m in client.get("/api/v1/models").json() if m["name"] == model)["members"])
     body = {"strokes": FACE_RAW, "member": "all", "size": 64, "model": model}

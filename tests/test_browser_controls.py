@@ -77,3 +77,53 @@ def test_new_colours_and_the_follow_slider(browser, base_url):
     finally:
         context.close()
     assert not p.failed, p.failed
+
+
+def test_a_detailed_line_drawing_with_the_thin_pen_comes_back_coloured(browser, base_url):
+    """The line-art mode: the page offers it because a line-art model serves; choosing it picks
+    the thin pen, the drawing goes to that model by name, and the face that comes back is in
+    colour where the lines were drawn (not a grey copy of the lines)."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from test_browser import ring
+
+    context = browser.new_context(viewport=WIDE, device_scale_factor=1)
+    p = Page(context.new_page(), base_url)
+    try:
+        modes = p.page.locator("#modes")
+        assert modes.is_visible()
+        p.page.locator("#mode-line").click()
+        assert p.page.locator("#mode-line").get_attribute("aria-pressed") == "true"
+        assert p.page.locator("[data-size=small]").get_attribute("aria-pressed") == "true"  # the thin pen
+        assert "thin pen" in p.page.locator("#status").inner_text()
+        detailed = [
+            ring(0.5, 0.52, 0.30),                                     # face
+            [(0.22, 0.45), (0.25, 0.2), (0.5, 0.1), (0.75, 0.2), (0.78, 0.45)],   # hair line
+            [(0.3, 0.3), (0.4, 0.22), (0.5, 0.3), (0.6, 0.22), (0.7, 0.3)],     # fringe
+            ring(0.4, 0.48, 0.05), ring(0.6, 0.48, 0.05),               # eyes
+            [(0.39, 0.47), (0.41, 0.49)], [(0.59, 0.47), (0.61, 0.49)],  # pupils
+            [(0.5, 0.55), (0.49, 0.6)],                                 # nose
+            [(0.44, 0.67), (0.5, 0.7), (0.56, 0.67)],                   # mouth
+        ]
+        for points in detailed:
+            p.mouse_stroke(points)
+        p.wait_strokes(len(detailed))
+        result = p.wait_result()
+        body = p.translates[-1].post_data_json
+        assert body["model"] == "lineart"
+        assert "lineart" in p.page.locator("#model-info").inner_text()
+        face = np.asarray(Image.open(io.BytesIO(base64.b64decode(result["src"].split(",", 1)[1]))).convert("RGB"), float)
+        saturation = face.max(axis=2) - face.min(axis=2)
+        assert saturation.mean() > 20, "the face came back without colour"
+        # Back to a quick doodle: the default model again, without a model name.
+        n = len(p.translates)
+        p.page.locator("#mode-doodle").click()
+        body, _ = _next_result(p, n, result["src"])
+        assert "model" not in body
+    finally:
+        context.close()
+    assert not p.failed, p.failed

@@ -9,6 +9,7 @@ by more than ``PARITY_TOLERANCE`` stops the export.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import shutil
@@ -18,10 +19,10 @@ import numpy as np
 import torch
 
 from core.kinds import get_kind
-from core.manifest import Member, ModelManifest, SketchInput, TensorSpec, sha256_file
+from core.manifest import Member, ModelManifest, PhotoInput, SketchInput, TensorSpec, sha256_file
 from core.preprocess import bitmap_to_input
-from core.configs.translation import LineArtConfig, TranslationConfig
-from training.data import ANIME_ZIP, QUICKDRAW_NPY, load_quickdraw
+from core.configs.translation import PHOTO_HOLDOUT_START, LineArtConfig, Selfie2AnimeConfig, TranslationConfig
+from training.data import load_quickdraw
 from training.runinfo import training_record
 from training.translation import CHECKPOINT_FORMAT
 
@@ -51,8 +52,33 @@ def load_generator(path: Path) -> tuple[torch.nn.Module, TranslationConfig, int]
     return g, config, int(state["step"])
 
 
-def sketch_input(config: TranslationConfig) -> SketchInput:
-    """What the exported model reads: Quick, Draw! doodles, or the line-art model's thin lines."""
+@functools.lru_cache(maxsize=4)
+def photo_framing(data_dir: Path | None, count: int = 200) -> tuple[float, float]:
+    """(crop_scale, crop_shift): how the training photos frame a face, as ``core.photo.find_face``
+    sees it: the median photo side over the face box's width, and the median distance of the
+    photo's centre below the box's centre, in box widths. The photo page crops found faces alike."""
+    from core.photo import find_face
+    from training.train_selfie import load_photos
+
+    if data_dir is None:
+        return PhotoInput.model_fields["crop_scale"].default, PhotoInput.model_fields["crop_shift"].default
+    photos = load_photos(Path(data_dir), 256)[:PHOTO_HOLDOUT_START][:count]
+    scales, shifts = [], []
+    for im in photos:
+        face = find_face(im)
+        if face is not None:
+            scales.append(im.shape[1] / face.w)
+            shifts.append((im.shape[0] / 2 - (face.y + face.h / 2)) / face.w)
+    return round(float(np.median(scales)), 3), round(float(np.median(shifts)), 3)
+
+
+def sketch_input(config: TranslationConfig, data_dir: Path | None = None) -> SketchInput | PhotoInput:
+    """What the exported model reads: Quick, Draw! doodles, the line-art model's thin lines, or
+    face photos cropped as the training photos are."""
+    if isinstance(config, Selfie2AnimeConfig):
+        scale, shift = photo_framing(data_dir)
+        return PhotoInput(name="sketch", image_size=config.image_size, crop_scale=scale, crop_shift=shift,
+                          description="the face of a photo, cropped square around the face found, RGB in [-1, 1]")
     if isinstance(config, LineArtConfig):
         return SketchInput(name="sketch", image_size=config.image_size, raster_size=config.raster_size,
                            line_diameter=config.line_diameter, padding=config.padding,
@@ -151,18 +177,18 @@ def export_run(
         log.info("exported %s (step %d, parity %.2e)", path, step, diff)
     assert config is not None
     data = []
+    kind = get_kind(checkpoint_kind(torch.load(sources[0], map_location="cpu", weights_only=True)))
     if data_dir is not None:
-        for rel in (ANIME_ZIP, QUICKDRAW_NPY):
+        for rel in kind.trainer.load().DATA_FILES:
             p = Path(data_dir) / rel
             if p.is_file():
                 data.append({"path": str(rel), "sha256": sha256_file(p)})
     samples = copy_latest_samples(run_dir, out_dir)
     final_metrics = run_metrics(run_dir)
-    kind = get_kind(checkpoint_kind(torch.load(sources[0], map_location="cpu", weights_only=True)))
     manifest = ModelManifest(
         name=name or kind.model_name, kind=kind.manifest_kind, version=version,
         created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-        input=sketch_input(config),
+        input=sketch_input(config, data_dir),
         output=TensorSpec(name="anime", image_size=config.image_size, description="RGB anime face in [-1, 1]"),
         members=members,
         training=training_record(run_dir, config.model_dump(mode="json"), OPSET),

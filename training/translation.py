@@ -29,7 +29,7 @@ from core.preprocess import bitmap_to_input, output_to_images
 from core.progress import Progress, ProgressCallback, TrainingCancelled
 from training.checkpoints import atomic_save, changed_fields, read_checkpoint
 from training.cyclegan import init_weights
-from training.data import SketchSource, edge_sketches, load_anime, load_quickdraw, render_doodle
+from training.data import ANIME_ZIP, QUICKDRAW_NPY, SketchSource, edge_sketches, load_anime, load_quickdraw, render_doodle
 from training.doodles import synthetic_doodle
 from training.runinfo import record_session
 
@@ -165,6 +165,7 @@ class TranslationTrainer:
     GENERATORS: ClassVar[tuple[str, ...]]
     DISCRIMINATORS: ClassVar[tuple[str, ...]]
     EXPORTED: ClassVar[tuple[str, ...]]
+    DATA_FILES: ClassVar[tuple[Path, ...]] = (ANIME_ZIP, QUICKDRAW_NPY)  # recorded with their sha256 in exports
 
     def __init__(self, config: TranslationConfig, run_dir: Path, data_dir: Path, *, threads: int = 0,
                  device: str = "cpu", anime_source: Path | None = None):

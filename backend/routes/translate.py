@@ -15,7 +15,7 @@ from PIL import Image
 from backend.deps import ApiClientDep, SettingsDep, StoreDep
 from backend.routes.faces import face_model
 from backend.schemas import MemberOut, ModelOut, TranslatedImage, TranslateRequest, TranslateResponse
-from core.drawing import MAX_INK_LENGTH, MAX_POINTS_PER_STROKE, MAX_POINTS_TOTAL, MAX_STROKES
+from core.drawing import LINE_DIAMETER, MAX_INK_LENGTH, MAX_POINTS_PER_STROKE, MAX_POINTS_TOTAL, MAX_STROKES
 from core.manifest import ModelIntegrityError, ModelManifest, SketchInput
 from core.runtime import DrawingModel, MemberInfo
 
@@ -39,6 +39,7 @@ def _model_out(m: ModelManifest, *, serving: DrawingModel | None, default: bool,
         members=[MemberOut(index=mi.index, label=mi.label, step=mi.step) for mi in members],
         providers=serving.providers if serving is not None else [], metrics=m.metrics, created=m.created,
         error=error, controls=list(serving.controls) if serving is not None else [],
+        pen="line_art" if m.input.line_diameter < LINE_DIAMETER else "doodle",
     )
 
 

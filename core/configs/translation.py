@@ -48,7 +48,6 @@ class TranslationConfig(BaseModel):
 
     image_size: int = Field(64, ge=24, le=512, multiple_of=4,
                             description="side of the images the networks see (a multiple of 4: the generator halves it twice)")
-    raster_size: int = Field(28, ge=16, le=512, description="sketches are drawn at this size, then resized")
     ndf: int = Field(64, ge=4, le=256, description="discriminator width: channels of the discriminators' first layer")
     batch_size: int = Field(1, ge=1, le=256, description="images per step")
     steps: int = Field(20000, ge=1, description="total optimisation steps")
@@ -108,6 +107,7 @@ class TranslationConfig(BaseModel):
 class UnpairedConfig(TranslationConfig):
     """An unpaired run: a sketch domain mixed from several sources, and anime faces."""
 
+    raster_size: int = Field(28, ge=16, le=512, description="sketches are drawn at this size, then resized")
     pool_size: int = Field(50, ge=0, description="history of generated images shown to the discriminators")
     mix: MixConfig = Field(MixConfig(), description="relative weights of what the sketch side is made of")
 
@@ -173,3 +173,24 @@ class LineArtConfig(TranslationConfig):
         if self.image_size % (2 ** self.unet_depth):
             raise ValueError(f"image_size must be a multiple of 2^unet_depth = {2 ** self.unet_depth}")
         return self
+
+
+#: The fixed held-out parts of the selfie2anime data: never trained on, used by every measure.
+PHOTO_HOLDOUT_START = 1700   # face photos [1700, 1924): 224 held-out selfies
+SELFIE_ANIME_HOLDOUT_START = 3000   # selfie2anime anime faces [3000, 3400): 400 held-out faces
+
+
+class Selfie2AnimeConfig(TranslationConfig):
+    """The selfie -> anime CycleGAN (the selfie2anime paper's model): photos of faces (A) and
+    anime faces (B) at 128 px, ResNet generators with 9 blocks, PatchGAN, LSGAN loss, cycle and
+    identity losses, the history pool, flips. Trains on photos [0, 1700) and anime faces
+    [0, 3000); the rest is held out."""
+
+    kind: Literal["selfie2anime"] = Field("selfie2anime", description="the model kind (fixed)")
+    image_size: int = Field(128, ge=32, le=512, multiple_of=4, description="side of the images the networks see")
+    ngf: int = Field(64, ge=4, le=256, description="generator width: channels of the generators' first layer")
+    n_blocks: int = Field(9, ge=1, le=16, description="residual blocks in each generator")
+    lambda_cycle: float = Field(10.0, ge=0, description="weight of the cycle-consistency loss")
+    lambda_identity: float = Field(0.5, ge=0, description="weight of the identity loss, relative to lambda_cycle")
+    pool_size: int = Field(50, ge=0, description="history of generated images shown to the discriminators")
+    eval_count: int = Field(100, ge=0, description="held-out photos scored at each sample grid")

@@ -529,15 +529,31 @@ const FIELD_LABELS = {
   snapshot_every: "Snapshot every",
   eval_count: "Evaluation doodles",
   minibatch_discrimination: "Minibatch discrimination",
+  minibatch_kind: "Minibatch features",
   fuzzy_labels: "Fuzzy labels",
+  gan_loss: "Adversarial loss",
+  unet_depth: "U-Net levels",
+  reconstruction: "Reconstruction distance",
+  n_res: "Own residual blocks",
+  n_shared: "Shared residual blocks",
+  lambda_gan: "Adversarial loss weight",
+  lambda_kl: "KL weight",
+  lambda_rec: "Reconstruction weight",
+  lambda_cycle_kl: "Cycle KL weight",
+  lambda_l1: "L1 weight",
+  line_diameter: "Pen width",
+  padding: "Margin",
+  edge_keep: "Ink share of edge sketches",
+  thicken: "Thicker lines (probability)",
 };
 
 const FIELD_GROUPS = [
-  ["Network", ["image_size", "raster_size", "ngf", "ndf", "n_blocks"]],
+  ["Network", ["image_size", "raster_size", "ngf", "ndf", "n_blocks", "unet_depth", "n_res", "n_shared"]],
   ["Schedule", ["steps", "decay_steps", "batch_size", "schedule", "cycle_steps"]],
   ["Optimiser", ["optimizer", "lr", "lr_d", "beta1", "beta2", "momentum", "weight_decay"]],
-  ["Losses", ["lambda_cycle", "lambda_identity", "pool_size", "fuzzy_labels", "minibatch_discrimination"]],
-  ["Data", ["mix", "anime_limit", "flip", "sharpness", "seed"]],
+  ["Losses", ["gan_loss", "lambda_gan", "lambda_cycle", "reconstruction", "lambda_identity", "lambda_kl", "lambda_rec",
+              "lambda_cycle_kl", "lambda_l1", "pool_size", "fuzzy_labels", "minibatch_discrimination", "minibatch_kind"]],
+  ["Data", ["mix", "anime_limit", "flip", "sharpness", "line_diameter", "padding", "edge_keep", "thicken", "seed"]],
   ["Logging and checkpoints", ["log_every", "sample_every", "checkpoint_every", "snapshot_every", "eval_count"]],
 ];
 
@@ -1256,8 +1272,8 @@ async function viewModels(ctx, root, focusText) {
       disabled: v.active, text: v.active ? "Serving" : "Promote"});
     promote.addEventListener("click", () => act(promote, `/models/${v.id}/promote`, undefined,
       () => `${v.name} ${v.version} is promoted.`));
-    // Only CycleGAN versions make an ensemble; a doodle encoder's variations are its palettes.
-    const ens = v.kind.startsWith("cyclegan") || v.in_ensemble
+    // Translation networks (CycleGAN, DiscoGAN, UNIT, line art) make ensembles; a doodle encoder's variations are its palettes.
+    const ens = v.kind.endsWith("-sketch2anime") || v.in_ensemble
       ? h("button", {class: "btn btn-small", type: "button", "data-action": "ensemble",
           text: v.in_ensemble ? "Remove from ensemble" : "Add to ensemble"})
       : null;

@@ -1,0 +1,195 @@
+"""Photos of faces to anime faces, with ONNX Runtime and OpenCV, no torch: what the photo page and
+``POST /api/v1/photo`` run. Everything happens in memory: a photo is never written anywhere.
+
+1. ``decode_photo``: bytes to an RGB image, refusing what is not a JPEG, PNG or WebP (415), and
+   pictures over ``max_pixels`` before they are decoded (a decompression bomb is refused from its
+   header); the EXIF orientation is applied, and large photos are scaled down to ``work_side``.
+2. ``find_face``: OpenCV's Haar cascade for frontal faces (its weights ship inside the
+   opencv-python wheel, so nothing is downloaded), the largest face, or None.
+3. ``PhotoModel``: the face cropped the way the training photos frame a face (the manifest's
+   ``crop_scale`` and ``crop_shift``, measured on them by the same detector), turned into an
+   anime face by the exported generator, and
+4. ``face_mask`` / ``composite``: a face-and-hair mask from GrabCut, seeded with the face box
+   (sure face in its middle, sure background outside the widened crop), feathered, and the anime
+   face blended back over the photo through it, as the paper's extension did.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from core.manifest import ModelManifest, PhotoInput
+from core.runtime import open_session
+
+FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+MAX_PIXELS = 40_000_000     # decoded pixels of one photo (a 12-megapixel phone photo is fine)
+WORK_SIDE = 1024            # photos are processed at most this many pixels on their longest side
+
+
+class PhotoError(ValueError):
+    """A photo that cannot be used; ``status`` is the HTTP status that says why."""
+
+    def __init__(self, message: str, status: int = 422):
+        super().__init__(message)
+        self.status = status
+
+
+def decode_photo(data: bytes, *, max_pixels: int = MAX_PIXELS, work_side: int = WORK_SIDE) -> Image.Image:
+    """An RGB image upright as the camera held it, at most ``work_side`` px on its longest side."""
+    try:
+        im = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:  # Pillow's own guard, for pictures far over any sane size
+        raise PhotoError(f"the photo says it has more pixels than we can take (at most {max_pixels:,} pixels)", 422) from None
+    except Exception:  # noqa: BLE001 - Pillow raises many kinds for a file that is not a picture
+        raise PhotoError("this is not a photo we can read: send a JPEG, PNG or WebP picture", 415) from None
+    if im.format not in FORMATS:
+        raise PhotoError(f"{im.format or 'this'} pictures are not taken: send a JPEG, PNG or WebP photo", 415)
+    w, h = im.size
+    if w * h > max_pixels:
+        raise PhotoError(f"the photo is {w} x {h} pixels; at most {max_pixels:,} pixels are taken", 422)
+    if w < 32 or h < 32:
+        raise PhotoError(f"the photo is only {w} x {h} pixels: send one at least 32 pixels on each side", 422)
+    try:
+        im.draft("RGB", (work_side, work_side))  # JPEG: decode at a smaller scale when it is large
+        im = ImageOps.exif_transpose(im).convert("RGB")
+    except Exception:  # noqa: BLE001 - a truncated or damaged file
+        raise PhotoError("the photo could not be read to the end: it may be damaged", 422) from None
+    if max(im.size) > work_side:
+        im.thumbnail((work_side, work_side), Image.Resampling.LANCZOS)
+    return im
+
+
+@functools.cache
+def _cascades():
+    import cv2
+
+    root = Path(cv2.data.haarcascades)
+    return [cv2.CascadeClassifier(str(root / name)) for name in
+            ("haarcascade_frontalface_default.xml", "haarcascade_frontalface_alt2.xml")]
+
+
+@dataclass(frozen=True)
+class Box:
+    x: float
+    y: float
+    w: float
+    h: float
+
+
+def find_face(image: np.ndarray) -> Box | None:
+    """The largest frontal face in an RGB image (uint8 HxWx3), or None."""
+    import cv2
+
+    gray = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
+    side = min(gray.shape)
+    for cascade, neighbours in zip(_cascades(), (5, 3)):
+        faces = cascade.detectMultiScale(gray, 1.1, neighbours, minSize=(max(24, side // 10),) * 2)
+        if len(faces):
+            x, y, w, h = max(faces, key=lambda r: r[2] * r[3])
+            return Box(float(x), float(y), float(w), float(h))
+    return None
+
+
+def crop_box(face: Box, scale: float, shift: float) -> tuple[int, int, int]:
+    """(left, top, side) of the square crop around a face box: ``scale`` box widths on a side,
+    its centre ``shift`` box widths below the box's centre."""
+    side = int(round(face.w * scale))
+    cx, cy = face.x + face.w / 2, face.y + face.h / 2 + shift * face.w
+    return int(round(cx - side / 2)), int(round(cy - side / 2)), side
+
+
+def cut(image: np.ndarray, left: int, top: int, side: int) -> np.ndarray:
+    """A square of the image, the parts outside it filled by repeating its edge."""
+    h, w = image.shape[:2]
+    pad = max(0, -left, -top, left + side - w, top + side - h)
+    padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="edge") if pad else image
+    return padded[top + pad: top + pad + side, left + pad: left + pad + side]
+
+
+def face_mask(image: np.ndarray, face: Box, left: int, top: int, side: int, feather: float = 0.04) -> np.ndarray:
+    """A soft mask (float32 in [0, 1], the crop's size) of the face and hair inside the crop."""
+    import cv2
+
+    crop = np.ascontiguousarray(cut(image, left, top, side))
+    mask = np.full((side, side), cv2.GC_PR_BGD, np.uint8)
+    fx, fy = face.x - left, face.y - top
+    # Probably face or hair: the face box widened to the sides and up, where the hair is.
+    x0, x1 = int(fx - 0.25 * face.w), int(fx + 1.25 * face.w)
+    y0, y1 = int(fy - 0.45 * face.h), int(fy + 1.1 * face.h)
+    mask[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = cv2.GC_PR_FGD
+    # Surely face: the middle of the box.
+    mask[int(fy + 0.2 * face.h):int(fy + 0.85 * face.h), int(fx + 0.2 * face.w):int(fx + 0.8 * face.w)] = cv2.GC_FGD
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    try:
+        cv2.grabCut(crop, mask, None, bgd, fgd, 3, cv2.GC_INIT_WITH_MASK)
+    except cv2.error:  # a flat picture gives GrabCut nothing to learn: keep the starting guess
+        pass
+    hard = np.isin(mask, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.float32)
+    k = max(3, int(side * feather) | 1)
+    return np.clip(cv2.GaussianBlur(hard, (k, k), 0), 0.0, 1.0)
+
+
+def composite(image: np.ndarray, anime: np.ndarray, mask: np.ndarray, left: int, top: int) -> np.ndarray:
+    """The photo with the anime face blended in through ``mask`` at (left, top)."""
+    out = image.astype(np.float32).copy()
+    side = mask.shape[0]
+    h, w = image.shape[:2]
+    ys, xs = slice(max(0, top), min(h, top + side)), slice(max(0, left), min(w, left + side))
+    my, mx = slice(ys.start - top, ys.stop - top), slice(xs.start - left, xs.stop - left)
+    a = mask[my, mx, None]
+    out[ys, xs] = a * anime[my, mx] + (1.0 - a) * out[ys, xs]
+    return np.rint(out).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class PhotoResult:
+    face: Box
+    anime: np.ndarray        # the anime face at the model's size
+    composite: np.ndarray    # the photo with the anime face blended over its face and hair
+    crop: tuple[int, int, int]
+
+
+class PhotoModel:
+    """An exported photo -> anime generator, verified against its manifest, ready to run."""
+
+    def __init__(self, folder: Path, providers: list[str] | None = None, threads: int = 0):
+        self.folder = Path(folder)
+        self.manifest = ModelManifest.load(self.folder)
+        if not isinstance(self.manifest.input, PhotoInput):
+            raise ValueError(f"{self.folder} does not turn photos into faces (its input is not a photo)")
+        self.manifest.verify(self.folder)
+        self.spec: PhotoInput = self.manifest.input
+        self.session = open_session(self.folder / self.manifest.members[0].file, providers, threads)
+        self.providers = self.session.get_providers()
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    def anime(self, crops: np.ndarray) -> np.ndarray:
+        """Face crops (N, S, S, 3) uint8 at the model's size -> anime faces (N, S, S, 3) uint8."""
+        x = np.ascontiguousarray(crops.astype(np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0)
+        y = self.session.run(None, {self.session.get_inputs()[0].name: x})[0]
+        return np.rint(np.clip((y + 1.0) * 127.5, 0, 255)).astype(np.uint8).transpose(0, 2, 3, 1)
+
+    def transform(self, photo: Image.Image) -> PhotoResult | None:
+        """The anime version of the photo's face and the composite; None when no face is found."""
+        image = np.asarray(photo.convert("RGB"))
+        face = find_face(image)
+        if face is None:
+            return None
+        left, top, side = crop_box(face, self.spec.crop_scale, self.spec.crop_shift)
+        size = self.spec.image_size
+        crop = np.asarray(Image.fromarray(np.ascontiguousarray(cut(image, left, top, side)))
+                          .resize((size, size), Image.Resampling.BILINEAR))
+        anime = self.anime(crop[None])[0]
+        big = np.asarray(Image.fromarray(anime).resize((side, side), Image.Resampling.LANCZOS)).astype(np.float32)
+        mask = face_mask(image, face, left, top, side)
+        return PhotoResult(face=face, anime=anime, composite=composite(image, big, mask, left, top),
+                           crop=(left, top, side))
