@@ -19,6 +19,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from PIL import Image
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from backend.db import crud
 from backend.deps import ApiClientDep, SettingsDep
 from backend.schemas import FaceBox, PhotoResponse
 from backend.settings import Settings
@@ -31,9 +34,25 @@ _models: dict[Path, tuple[int, PhotoModel]] = {}
 _lock = threading.Lock()
 
 
-def photo_model(settings: Settings) -> PhotoModel:
-    """The installed photo model, loaded (and its files checked) once per change of its manifest."""
-    folder = settings.models_dir / settings.photo_model
+def _promoted_folder(request: Request, settings: Settings) -> Path | None:
+    """The folder of the photo model's version promoted on the dashboard, if any (None without a
+    database: the bundled model serves)."""
+    Session = request.app.state.Session
+    if Session is None:
+        return None
+    try:
+        with Session() as session:
+            active = crud.get_active_model_version(session, name=settings.photo_model)
+    except SQLAlchemyError as exc:
+        log.warning("the database did not answer which photo model is promoted: %s", exc)
+        return None
+    return Path(active.folder) if active is not None else None
+
+
+def photo_model(settings: Settings, folder: Path | None = None) -> PhotoModel:
+    """The photo model (the promoted version's folder, else the bundled one), loaded and its files
+    checked once per change of its manifest."""
+    folder = folder or settings.models_dir / settings.photo_model
     try:
         mtime = (folder / "manifest.json").stat().st_mtime_ns
     except FileNotFoundError:
@@ -112,7 +131,13 @@ async def photo(request: Request, settings: SettingsDep, _client: ApiClientDep):
     response = options.get("response", "png")
     if output not in ("composite", "anime") or response not in ("png", "json"):
         raise HTTPException(status_code=422, detail="output is composite or anime; response is png or json")
-    model = photo_model(settings)
+    promoted = _promoted_folder(request, settings)
+    try:
+        model = photo_model(settings, promoted)
+    except HTTPException:
+        if promoted is None:
+            raise
+        model = photo_model(settings)  # a damaged promoted version: the bundled model serves
 
     def work() -> PhotoResult | None:  # decoding, the face search and the model: off the event loop
         try:

@@ -1,0 +1,128 @@
+"""The selfie2anime paper's experiments under one protocol: vanilla CycleGAN, with the identity
+loss, a lower cycle-loss weight, SGD with momentum, a cyclic learning rate, a constant one (no
+linear decay) and weight decay, each trained for the same steps on the same photos and anime faces
+(``training/configs/photo_study_*.json``), exported, and measured on the 224 held-out photos:
+
+- realism: Fréchet distances of the anime faces against held-out anime faces [3000, 3200), as
+  ratios to the distance of the second held-out set [3200, 3400) (``training.doodle.evaluate``'s
+  measures: pooled pixels and random-conv features), with diversity and colour spread as ratios;
+- how much of the person survives: ``layout``, the mean correlation between each photo's and its
+  anime face's 8x8 grey levels (where the light and dark parts are), against the same for
+  mismatched pairs (``layout_mismatched``); ``hair_dark``, the correlation over photos between
+  the darkness of the photo's top band (mostly hair) and the anime face's; ``colour_shift``, the
+  mean distance between the photo's and the face's mean colours (0 to 1);
+- ``holdout_cycle_l1``: photo -> anime -> photo, from the run's own measure.
+
+Baselines in the same run: random held-out anime faces (no photo read) and the photos themselves.
+Writes ``photo_study.json`` and ``photo_study.md`` into ``--out``.
+
+Usage: python -m training.photo_study --config training/configs/photo_study_cpu.json --out runs/photo_study
+       --data-dir ../shared/data [--only vanilla,identity] [--evaluate-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from core.configs.translation import PHOTO_HOLDOUT_START, SELFIE_ANIME_HOLDOUT_START
+
+log = logging.getLogger(__name__)
+
+COLUMNS = (("fd_pixels4_ratio", "realism: pixels 4x4"), ("fd_randconv_ratio", "rand-conv"),
+           ("diversity_ratio", "diversity"), ("colour_spread_ratio", "colour spread"), ("layout", "layout"),
+           ("layout_mismatched", "layout, mismatched"), ("hair_dark", "hair darkness kept"),
+           ("colour_shift", "colour shift"), ("holdout_cycle_l1", "cycle L1"))
+
+
+def _grey8(images: np.ndarray) -> np.ndarray:
+    g = images.astype(np.float64).mean(axis=3)
+    n, s = g.shape[:2]
+    g = g.reshape(n, 8, s // 8, 8, s // 8).mean(axis=(2, 4)).reshape(n, -1)
+    g -= g.mean(axis=1, keepdims=True)
+    return g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-9)
+
+
+def person_kept(photos: np.ndarray, faces: np.ndarray) -> dict[str, float]:
+    a, b = _grey8(photos), _grey8(faces)
+    band = max(1, photos.shape[1] // 4)
+    dark_p = 255 - photos[:, :band].mean(axis=(1, 2, 3))
+    dark_f = 255 - faces[:, :band].mean(axis=(1, 2, 3))
+    mean_p = photos.reshape(len(photos), -1, 3).mean(axis=1) / 255.0
+    mean_f = faces.reshape(len(faces), -1, 3).mean(axis=1) / 255.0
+    return {"layout": float((a * b).sum(axis=1).mean()),
+            "layout_mismatched": float((a * np.roll(b, 1, axis=0)).sum(axis=1).mean()),
+            "hair_dark": float(np.corrcoef(dark_p, dark_f)[0, 1]),
+            "colour_shift": float(np.abs(mean_p - mean_f).mean())}
+
+
+def evaluate(out: Path, data_dir: Path, names: list[str]) -> dict:
+    from core.photo import PhotoModel
+    from training.doodle.evaluate import RealReference, realism_and_diversity
+    from training.train_selfie import load_photos, load_selfie_anime
+
+    anime = load_selfie_anime(data_dir, 128)[SELFIE_ANIME_HOLDOUT_START:]
+    real = RealReference.of(anime[:200], anime[200:400])
+    photos = load_photos(data_dir, 128)[PHOTO_HOLDOUT_START:]
+    rows: dict[str, dict] = {}
+    for name in names:
+        folder = out / name / "model"
+        if not (folder / "manifest.json").is_file():
+            continue
+        faces = PhotoModel(folder, ["CPUExecutionProvider"]).anime(photos)
+        metrics = json.loads((out / name / "metrics.json").read_text())
+        rows[name] = {**realism_and_diversity(faces, real), **person_kept(photos, faces),
+                      "holdout_cycle_l1": metrics.get("holdout_cycle_l1", float("nan"))}
+    rng = np.random.default_rng(0)
+    random_anime = anime[rng.integers(len(anime), size=len(photos))]
+    rows["random held-out anime faces (no photo read)"] = {**realism_and_diversity(random_anime, real),
+                                                           **person_kept(photos, random_anime)}
+    rows["the photos themselves"] = {**realism_and_diversity(photos, real), **person_kept(photos, photos)}
+    summary = {"photos": len(photos), "anime_reference": 200, "anime_second_set": 200, "rows": rows}
+    (out / "photo_study.json").write_text(json.dumps(summary, indent=2) + "\n")
+    head = "| run | " + " | ".join(label for _, label in COLUMNS) + " |\n|---|" + "---:|" * len(COLUMNS) + "\n"
+    body = "".join("| " + n + " | " + " | ".join(f"{r[k]:.2f}" if k in r else "–" for k, _ in COLUMNS) + " |\n"
+                   for n, r in rows.items())
+    (out / "photo_study.md").write_text(head + body)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    from core.kinds import get_kind
+    from training.export import export_run
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, help="the study's config file (training/configs/photo_study_*.json)")
+    p.add_argument("--out", default="runs/photo_study", help="folder for the runs and the results")
+    p.add_argument("--data-dir", required=True, help="the shared data folder (D2A_DATA_DIR of the app)")
+    p.add_argument("--only", default=None, help="comma-separated run names (default: all)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (one run at a time)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--evaluate-only", action="store_true", help="measure what is trained, train nothing")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    raw = json.loads(Path(args.config).read_text())
+    names = args.only.split(",") if args.only else list(raw["runs"])
+    out, data_dir = Path(args.out), Path(args.data_dir)
+    kind = get_kind("selfie2anime")
+    if not args.evaluate_only:
+        for name in names:
+            if (out / name / "model" / "manifest.json").is_file():
+                continue
+            config = kind.config.model_validate({**raw["common"], **raw["runs"][name]})
+            t0 = time.perf_counter()
+            kind.trainer.load()(config, out / name, data_dir, threads=args.threads, device=args.device).run()
+            log.info("%s: trained in %.0f s", name, time.perf_counter() - t0)
+            export_run(out / name, out / name / "model", name=f"selfie2anime_{name}", data_dir=data_dir)
+    evaluate(out, data_dir, list(raw["runs"]))
+    print((out / "photo_study.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
