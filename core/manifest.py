@@ -146,6 +146,10 @@ class ModelManifest(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     samples: str | None = None      # a sample grid beside the manifest
 
+    def graphs(self) -> list[Member]:
+        """The members that are ONNX graphs (the rest are the torch weights kept beside them)."""
+        return [m for m in self.members if m.file.endswith(".onnx")]
+
     @classmethod
     def load(cls, folder: Path) -> "ModelManifest":
         path = Path(folder) / MANIFEST_NAME

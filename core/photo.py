@@ -165,7 +165,7 @@ class PhotoModel:
             raise ValueError(f"{self.folder} does not turn photos into faces (its input is not a photo)")
         self.manifest.verify(self.folder)
         self.spec: PhotoInput = self.manifest.input
-        self.session = open_session(self.folder / self.manifest.members[0].file, providers, threads)
+        self.session = open_session(self.folder / self.manifest.graphs()[0].file, providers, threads)
         self.providers = self.session.get_providers()
 
     @property

@@ -147,7 +147,7 @@ class Ensemble:
         self.folder = Path(folder)
         self.manifest = ModelManifest.load(self.folder)
         self.manifest.verify(self.folder)  # refuses tampered or missing files
-        files = [(self.folder / m.file, m.label, m.source.get("step")) for m in self.manifest.members]
+        files = [(self.folder / m.file, m.label, m.source.get("step")) for m in self.manifest.graphs()]
         for extra in extra_folders or []:
             other = ModelManifest.load(Path(extra))
             other.verify(Path(extra))
@@ -155,7 +155,7 @@ class Ensemble:
                 raise ValueError(f"{extra} reads a different input ({other.input}) than {self.folder} "
                                  f"({self.manifest.input}); it cannot join the ensemble")
             files += [(Path(extra) / m.file, f"{other.name} v{other.version}: {m.label or 'variation'}",
-                       m.source.get("step")) for m in other.members]
+                       m.source.get("step")) for m in other.graphs()]
         self.sessions = [open_session(path, providers, intra_op_threads) for path, _, _ in files]
         self.providers = self.sessions[0].get_providers()
         if "CUDAExecutionProvider" in session_providers(providers) and "CUDAExecutionProvider" not in self.providers:

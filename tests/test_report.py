@@ -39,7 +39,7 @@ def test_a_collapsed_model_scores_zero_diversity_and_no_following(tiny_model, da
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     manifest = ModelManifest.load(folder)
-    for m in manifest.members:
+    for m in manifest.graphs():
         onnx.save(model, folder / m.file)
         m.sha256 = sha256_file(folder / m.file)
         m.bytes = (folder / m.file).stat().st_size

@@ -34,12 +34,27 @@ def params(trainer) -> dict[str, torch.Tensor]:
     return {f"{n}.{k}": v.detach().clone() for n in trainer.networks for k, v in getattr(trainer, n).state_dict().items()}
 
 
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data_dir):
+    """Each case trained for its 2 seeded steps once, with its parameters before and after and
+    the progress it reported; the tests below read it."""
+    runs = {}
+
+    def get(case: str):
+        if case not in runs:
+            trainer = make(case, tmp_path_factory.mktemp(case) / "run", data_dir)
+            before = params(trainer)
+            events = []
+            metrics = trainer.run(events.append)
+            runs[case] = (trainer, before, events, metrics)
+        return runs[case]
+
+    return get
+
+
 @pytest.mark.parametrize("case", list(TINY))
-def test_two_seeded_steps_train_every_network_and_write_everything(tmp_path, data_dir, case):
-    trainer = make(case, tmp_path / "run", data_dir)
-    before = params(trainer)
-    events = []
-    metrics = trainer.run(events.append)
+def test_two_seeded_steps_train_every_network_and_write_everything(trained, tmp_path, data_dir, case):
+    trainer, before, events, metrics = trained(case)
     after = params(trainer)
     assert [e.step for e in events] == [1, 2]
     assert set(events[-1].losses) == LOSSES[case]
@@ -48,13 +63,16 @@ def test_two_seeded_steps_train_every_network_and_write_everything(tmp_path, dat
         assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(net + ".")
                    and before[k].is_floating_point()), net
     assert events[-1].sample_path.is_file() and events[-1].checkpoint_path.is_file()
-    assert len(list((tmp_path / "run" / "snapshots").iterdir())) == 2
+    assert len(list((trainer.run_dir / "snapshots").iterdir())) == 2
     assert "output_diversity" in metrics and all(v == v for v in metrics.values())
-    # The same seed gives the same run.
+    # The same seed gives the same run; another seed another one (so the comparison can fail).
     again = make(case, tmp_path / "again", data_dir)
     again.run()
     for k, v in params(again).items():
         torch.testing.assert_close(v, after[k], rtol=0, atol=1e-6, msg=k)
+    other = make(case, tmp_path / "other", data_dir, seed=8)
+    other.run()
+    assert any(not torch.allclose(after[k], v, atol=1e-6) for k, v in params(other).items() if v.is_floating_point())
 
 
 @pytest.mark.parametrize("case", ["discogan", "unit", "lineart"])
@@ -68,41 +86,47 @@ def test_a_resumed_run_takes_the_steps_an_uninterrupted_one_takes(tmp_path, data
     a, b = params(straight), params(resumed)
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
-    other = make(case, tmp_path / "c", data_dir, steps=3, decay_steps=2, seed=8)
-    other.run()
-    assert any(not torch.allclose(a[k], v, atol=1e-6) for k, v in params(other).items() if v.is_floating_point())
     with pytest.raises(ValueError, match="different config"):
         make(case, tmp_path / "b", data_dir, ngf=16).load_checkpoint()
 
 
 @pytest.mark.parametrize("case", ["discogan", "unit", "lineart"])
-def test_the_export_runs_in_onnx_runtime_as_in_torch(tmp_path, data_dir, case):
+def test_the_export_runs_in_onnx_runtime_as_in_torch(trained, tmp_path, case):
     import numpy as np
 
     from core.drawing import parse_strokes
+    from core.preprocess import bitmap_to_input, output_to_images
     from core.runtime import Ensemble, open_drawing_model
     from training.export import PARITY_TOLERANCE, export_run, load_generator
 
-    trainer = make(case, tmp_path / "run", data_dir)
-    trainer.run()
-    manifest = export_run(tmp_path / "run", tmp_path / "model", snapshots=[1, 2], data_dir=data_dir)
+    trainer = trained(case)[0]
+    manifest = export_run(trainer.run_dir, tmp_path / "model", snapshots=[1, 2], data_dir=trainer.data_dir)
     kind = get_kind(case)
     assert manifest.kind == kind.manifest_kind and manifest.name == kind.model_name
     assert ModelManifest.load(tmp_path / "model") == manifest
-    assert all(m.parity_max_abs_diff <= PARITY_TOLERANCE for m in manifest.members)
+    assert all(m.parity_max_abs_diff <= PARITY_TOLERANCE for m in manifest.graphs())
+    weights = [m for m in manifest.members if m.label == "torch weights"]
+    assert [m.file for m in weights] == ["member_0.safetensors", "member_1.safetensors"]
     # The served runtime paints what the trained network paints for a drawing.
     model = open_drawing_model(tmp_path / "model", ["CPUExecutionProvider"])
     assert isinstance(model, Ensemble) and len(model.members) == 2
     drawing = parse_strokes([[[10, 60, 120, 60], [20, 90, 20, 60]], [[40, 80], [50, 52]]])
     bitmap = model.bitmap(drawing)
     assert bitmap.shape == (manifest.input.raster_size,) * 2 and bitmap.max() > 0
-    g, config, step = load_generator(tmp_path / "run" / "snapshots" / "step_0000002.pt")
-    from core.preprocess import bitmap_to_input, output_to_images
-
+    g, config, step = load_generator(trainer.run_dir / "snapshots" / "step_0000002.pt")
     with torch.no_grad():
         want = output_to_images(g(torch.from_numpy(bitmap_to_input(bitmap, config.image_size))).numpy())[0]
     got = model.translate(drawing, [1])[0]
     assert np.abs(got.astype(int) - want).max() <= 1
+    # The torch weights kept beside the graph load back into the network and paint the same.
+    from safetensors.torch import load_file
+
+    cls = kind.trainer.load()
+    again = cls.exported_network(config, cls.build_networks(config))
+    again.load_state_dict(load_file(tmp_path / "model" / "member_1.safetensors"))
+    with torch.no_grad():
+        same = output_to_images(again.eval()(torch.from_numpy(bitmap_to_input(bitmap, config.image_size))).numpy())[0]
+    assert np.array_equal(same, want)
     if case == "lineart":  # the thin pen: lines a pixel or two wide at full size, not 28 px doodles
         assert manifest.input.raster_size == 32 and manifest.input.line_diameter < 16
 

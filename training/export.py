@@ -87,6 +87,20 @@ def sketch_input(config: TranslationConfig, data_dir: Path | None = None) -> Ske
                        description="Quick, Draw! bitmap, resized, dark ink (-1) on white (+1), 3 equal channels")
 
 
+def save_weights(network: torch.nn.Module, config: TranslationConfig, path: Path, *, of: str, step: int) -> Member:
+    """The exported network's torch weights as safetensors (its config in the metadata), as a
+    manifest member labelled "torch weights"."""
+    import os
+
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous() for k, v in network.state_dict().items()}
+    save_file(state, str(path), metadata={"config": json.dumps(config.model_dump(mode="json")), "of": of})
+    os.chmod(path, 0o644)  # safetensors writes through a private temporary file
+    return Member(file=path.name, sha256=sha256_file(path), bytes=path.stat().st_size, label="torch weights",
+                  source={"of": of, "step": step})
+
+
 def export_onnx(generator: torch.nn.Module, path: Path, image_size: int) -> None:
     dummy = torch.zeros(1, 3, image_size, image_size)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -137,7 +151,7 @@ def run_metrics(run_dir: Path) -> dict[str, float]:
 
 def export_run(
     run_dir: Path, out_dir: Path, *, name: str | None = None, version: str = "1",
-    snapshots: list[int] | None = None, data_dir: Path | None = None,
+    snapshots: list[int] | None = None, data_dir: Path | None = None, weights: bool = True,
 ) -> ModelManifest:
     """Export members (snapshot steps, or the latest checkpoint) into ``out_dir`` with a manifest; returns it."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
@@ -175,6 +189,8 @@ def export_run(
             parity_max_abs_diff=diff, metrics=_metrics_at(run_dir, step),
         ))
         log.info("exported %s (step %d, parity %.2e)", path, step, diff)
+        if weights:  # the torch weights beside the graph, so later work can fine-tune it
+            members.append(save_weights(g, cfg, out_dir / f"member_{i}.safetensors", of=path.name, step=step))
     assert config is not None
     data = []
     kind = get_kind(checkpoint_kind(torch.load(sources[0], map_location="cpu", weights_only=True)))

@@ -32,7 +32,7 @@ def _png(image: Image.Image) -> bytes:
 
 def _model_out(m: ModelManifest, *, serving: DrawingModel | None, default: bool, error: str | None) -> ModelOut:
     members = (serving.members if serving is not None else
-               [MemberInfo(i, mm.label or f"variation {i + 1}", mm.source.get("step")) for i, mm in enumerate(m.members)])
+               [MemberInfo(i, mm.label or f"variation {i + 1}", mm.source.get("step")) for i, mm in enumerate(m.graphs())])
     return ModelOut(
         name=m.name, kind=m.kind, version=m.version, serving=serving is not None, default=default,
         image_size=serving.image_size if serving is not None else m.input.image_size, raster_size=m.input.raster_size,
