@@ -18,6 +18,7 @@ from PIL import Image
 from backend.app import create_app
 from backend.db import crud
 from backend.settings import Settings
+from core.kinds import KINDS
 
 ADMIN = ("root", "a long enough password")
 FACE = [[[60, 40, 30, 40, 60, 90, 110, 100, 90, 60], [20, 30, 60, 90, 100, 95, 70, 40, 25, 20]],
@@ -279,7 +280,8 @@ def test_job_kinds_schema_lists_the_papers_hyper_parameters(env, admin):
 def test_job_kinds_have_titles_and_every_field_a_description(env, admin):
     client, _, _ = env
     kinds = client.get("/api/v1/admin/job-kinds", headers=admin).json()
-    assert list(kinds) == ["cyclegan", "doodle_encoder", "dcgan", "lsgan", "wgan_div", "stylegan"]
+    assert list(kinds) == ["cyclegan", "discogan", "unit", "lineart", "selfie2anime", "doodle_encoder", "dcgan", "lsgan",
+                           "wgan_div", "stylegan"]
     assert kinds["cyclegan"]["title"] == "CycleGAN: drawings to anime faces"
     for name, schema in kinds.items():
         assert all(prop.get("description") for prop in schema["properties"].values()), name
@@ -289,7 +291,7 @@ def test_an_unknown_job_kind_is_a_422_that_lists_the_valid_ones(env, admin):
     client, _, _ = env
     r = client.post("/api/v1/admin/jobs", json={"kind": "biggan", "config": {}}, headers=admin)
     assert r.status_code == 422
-    assert "unknown model kind 'biggan'; valid: cyclegan, doodle_encoder, dcgan, lsgan, wgan_div, stylegan" in r.text
+    assert f"unknown model kind 'biggan'; valid: {', '.join(KINDS)}" in r.text
     assert client.get("/api/v1/admin/jobs", headers=admin).json() == []  # nothing was queued
 
 

@@ -30,7 +30,7 @@ def test_train_then_export_through_the_cli(tmp_path, data_dir, capsys):
     assert main(["export", "--run-dir", str(run), "--snapshots", "2,3", "--out", str(tmp_path / "m"),
                  "--name", "cli", "--data-dir", str(data_dir)]) == 0
     m = ModelManifest.load(tmp_path / "m")
-    assert [x.source["step"] for x in m.members] == [2, 3]
+    assert [x.source["step"] for x in m.graphs()] == [2, 3]
     m.verify(tmp_path / "m")
 
 

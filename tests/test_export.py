@@ -24,7 +24,7 @@ def test_onnx_matches_torch_with_a_dynamic_batch(tiny_model, data_dir):
     m = ModelManifest.load(tiny_model)
     g, config, step = load_generator(tiny_model.parent.parent / "run" / "snapshots" / "step_0000002.pt")
     assert step == 2
-    sess = ort.InferenceSession(str(tiny_model / m.members[1].file), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(tiny_model / m.graphs()[1].file), providers=["CPUExecutionProvider"])
     for n in (1, 5):
         x = bitmap_to_input(load_quickdraw(data_dir, "holdout")[:n], config.image_size)
         got = sess.run(None, {"sketch": x})[0]
@@ -38,10 +38,14 @@ def test_manifest_describes_the_model(tiny_model):
     m = ModelManifest.load(tiny_model)
     assert m.kind == "cyclegan-sketch2anime" and m.name == "tiny"
     assert m.input.raster_size == 28 and m.input.image_size == 32 and m.output.channels == 3
-    assert [mm.source["step"] for mm in m.members] == [1, 2]
+    assert [mm.source["step"] for mm in m.graphs()] == [1, 2]
     for mm in m.members:
         assert mm.sha256 == sha256_file(tiny_model / mm.file)
+    for mm in m.graphs():
         assert mm.parity_max_abs_diff is not None and mm.parity_max_abs_diff <= 1e-4
+    # each graph's torch weights beside it
+    assert [(mm.file, mm.source["of"]) for mm in m.members if mm.label == "torch weights"] == [
+        ("member_0.safetensors", "member_0.onnx"), ("member_1.safetensors", "member_1.onnx")]
     assert {d["path"] for d in m.data} == {"anime_faces_64/anime_faces_64.zip", "quickdraw_smiley_face/smiley_face_28x28.npy"}
     assert m.training["config"]["ngf"] == 8
     m.verify(tiny_model)

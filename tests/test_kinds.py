@@ -46,7 +46,7 @@ def test_a_bad_reference_is_refused_or_fails_to_load():
 
 
 def test_an_unknown_kind_lists_the_valid_ones():
-    with pytest.raises(UnknownKind, match="cyclegan, discogan, unit, lineart, doodle_encoder, dcgan, lsgan, wgan_div, stylegan"):
+    with pytest.raises(UnknownKind, match="cyclegan, discogan, unit, lineart, selfie2anime, doodle_encoder, dcgan, lsgan, wgan_div, stylegan"):
         get_kind("biggan")
     with pytest.raises(UnknownKind, match="cyclegan-sketch2anime"):
         kind_of_manifest("biggan-anime-faces")
@@ -60,5 +60,5 @@ def test_the_cli_refuses_an_unknown_kind_with_the_valid_ones(tmp_path, capsys):
     assert "cyclegan" in capsys.readouterr().err  # argparse lists the choices
     config = tmp_path / "biggan.json"
     config.write_text(json.dumps({"kind": "biggan"}))
-    with pytest.raises(SystemExit, match="unknown model kind 'biggan'; valid: cyclegan, discogan, unit, lineart, doodle_encoder, dcgan"):
+    with pytest.raises(SystemExit, match="unknown model kind 'biggan'; valid: cyclegan, discogan, unit, lineart, selfie2anime, doodle_encoder, dcgan"):
         main(["train", "--config", str(config), "--run-dir", str(tmp_path / "run")])

@@ -54,7 +54,8 @@ class EvaluateOut(BaseModel):
 def version_out(v: ModelVersion) -> ModelVersionOut:
     return ModelVersionOut(
         id=v.id, name=v.name, version=v.version, kind=v.kind, metrics=v.metrics or {}, job_id=v.job_id,
-        active=v.active, in_ensemble=v.in_ensemble, members=len((v.manifest or {}).get("members", [])),
+        active=v.active, in_ensemble=v.in_ensemble,
+        members=sum(str(m.get("file", "")).endswith(".onnx") for m in (v.manifest or {}).get("members", [])),
         has_samples=(Path(v.folder) / "samples.png").is_file(), created_at=v.created_at, promoted_at=v.promoted_at,
     )
 
