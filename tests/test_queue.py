@@ -122,6 +122,30 @@ def test_job_runs_to_a_model_version(deployment):
     assert ready["model"] == "doodle_encoder"  # the default drawing model is left as it was
 
 
+def test_a_line_art_job_runs_to_a_model_that_serves_its_mode(deployment):
+    """A kind other than CycleGAN goes the same way: the worker trains it through the registry,
+    its export registers under the kind's model name, and promoting it serves it by that name."""
+    env, client, worker, api = deployment
+    config = {"image_size": 32, "raster_size": 32, "ngf": 8, "ndf": 8, "unet_depth": 3, "batch_size": 1,
+              "anime_limit": 32, "eval_count": 4, "log_every": 1, "steps": 3, "decay_steps": 1,
+              "checkpoint_every": 1, "sample_every": 3}
+    r = client.post("/api/v1/admin/jobs", json={"kind": "lineart", "config": config})
+    assert r.status_code == 201, r.text
+    job = r.json()
+    w = worker("w-lineart")
+    done = wait_for(lambda: (j := _job(client, job["id"]))["status"] in ("succeeded", "failed") and j,
+                    timeout=180, what="the line-art job to finish", on_timeout=w.tail)
+    assert done["status"] == "succeeded", done["error"] or done["log_tail"]
+    assert {"G", "l1", "D"} <= set(done["metrics_history"][-1])
+    (mine,) = [v for v in client.get("/api/v1/admin/models").json() if v["job_id"] == job["id"]]
+    assert mine["name"] == "lineart" and mine["kind"] == "lineart-sketch2anime" and mine["members"] == 1
+    assert client.post(f"/api/v1/admin/models/{mine['id']}/promote").status_code == 200
+    wait_for(lambda: httpx.get(str(client.base_url) + "/readyz").json()["models"].get("lineart") == f"job{job['id']}",
+             timeout=10, what="the promoted line-art version to serve")
+    listed = {m["name"]: m for m in httpx.get(str(client.base_url) + "/api/v1/models").json()}
+    assert listed["lineart"]["pen"] == "line_art" and listed["lineart"]["raster_size"] == 32
+
+
 def test_killed_worker_job_resumes_from_checkpoint(deployment):
     env, client, worker, api = deployment
     job = _submit(client, steps=40, decay_steps=10, checkpoint_every=5, sample_every=20)
