@@ -15,7 +15,7 @@ if not CHROMIUM.is_file():
     pytest.skip(f"no Chromium at {CHROMIUM} (set D2A_CHROMIUM to another binary)", allow_module_level=True)
 pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
 
-from test_browser import WIDE, Page, draw_face  # noqa: E402 - after the skips
+from test_browser import WIDE, Page, _shoot, draw_face  # noqa: E402 - after the skips
 
 pytestmark = pytest.mark.browser
 
@@ -119,6 +119,7 @@ def test_a_detailed_line_drawing_with_the_thin_pen_comes_back_coloured(browser, 
         face = np.asarray(Image.open(io.BytesIO(base64.b64decode(result["src"].split(",", 1)[1]))).convert("RGB"), float)
         saturation = face.max(axis=2) - face.min(axis=2)
         assert saturation.mean() > 20, "the face came back without colour"
+        _shoot(p, "canvas_lineart.png")
         # Back to a quick doodle: the default model again, without a model name.
         n = len(p.translates)
         p.page.locator("#mode-doodle").click()

@@ -1,12 +1,15 @@
 """The photo page in a real Chromium with the shipped photo model: a held-out photo picked from
 a file, and one taken with the camera (Chromium's fake camera plays the held-out photo), become
 an anime face composited over the photo; a photo without a face gets a friendly message; the
-page says in plain words that nothing is kept, and passes axe-core."""
+page says in plain words that nothing is kept, and passes axe-core.
+
+Set D2A_SCREENSHOTS=1 to also save docs/img/photo_page.png."""
 
 from __future__ import annotations
 
 import base64
 import io
+import os
 
 import numpy as np
 import pytest
@@ -111,6 +114,10 @@ def test_a_picked_photo_becomes_an_anime_face_over_it(camera_browser, base_url, 
         anime = _shown(page)
         assert anime.shape[0] == anime.shape[1] and anime.std() > 10
         assert not page.is_disabled("#download")
+        if os.environ.get("D2A_SCREENSHOTS") == "1":  # docs/img/photo_page.png for the docs
+            page.click("#view-composite")
+            page.evaluate("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)")
+            page.screenshot(path=str(ROOT / "docs" / "img" / "photo_page.png"), full_page=True)
         assert axe_violations(page) == []
     finally:
         context.close()
