@@ -30,6 +30,7 @@ from core.runtime import open_session
 FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 MAX_PIXELS = 40_000_000     # decoded pixels of one photo (a 12-megapixel phone photo is fine)
 WORK_SIDE = 1024            # photos are processed at most this many pixels on their longest side
+MASK_SIDE = 256             # GrabCut cuts face and hair out of the crop scaled to at most this side
 
 
 class PhotoError(ValueError):
@@ -112,27 +113,36 @@ def cut(image: np.ndarray, left: int, top: int, side: int) -> np.ndarray:
     return padded[top + pad: top + pad + side, left + pad: left + pad + side]
 
 
-def face_mask(image: np.ndarray, face: Box, left: int, top: int, side: int, feather: float = 0.04) -> np.ndarray:
-    """A soft mask (float32 in [0, 1], the crop's size) of the face and hair inside the crop."""
+def face_mask(image: np.ndarray, face: Box, left: int, top: int, side: int, feather: float = 0.04,
+              work: int = MASK_SIDE) -> np.ndarray:
+    """A soft mask (float32 in [0, 1], the crop's size) of the face and hair inside the crop.
+    GrabCut runs on the crop scaled to at most ``work`` px (its cost grows with the pixels; the
+    mask is feathered anyway), and the mask is scaled back."""
     import cv2
 
     crop = np.ascontiguousarray(cut(image, left, top, side))
-    mask = np.full((side, side), cv2.GC_PR_BGD, np.uint8)
-    fx, fy = face.x - left, face.y - top
+    k = min(1.0, work / side)
+    n = max(8, int(round(side * k)))
+    if n != side:
+        crop = cv2.resize(crop, (n, n), interpolation=cv2.INTER_AREA)
+    mask = np.full((n, n), cv2.GC_PR_BGD, np.uint8)
+    fx, fy, fw, fh = (face.x - left) * k, (face.y - top) * k, face.w * k, face.h * k
     # Probably face or hair: the face box widened to the sides and up, where the hair is.
-    x0, x1 = int(fx - 0.25 * face.w), int(fx + 1.25 * face.w)
-    y0, y1 = int(fy - 0.45 * face.h), int(fy + 1.1 * face.h)
+    x0, x1 = int(fx - 0.25 * fw), int(fx + 1.25 * fw)
+    y0, y1 = int(fy - 0.45 * fh), int(fy + 1.1 * fh)
     mask[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = cv2.GC_PR_FGD
     # Surely face: the middle of the box.
-    mask[int(fy + 0.2 * face.h):int(fy + 0.85 * face.h), int(fx + 0.2 * face.w):int(fx + 0.8 * face.w)] = cv2.GC_FGD
+    mask[int(fy + 0.2 * fh):int(fy + 0.85 * fh), int(fx + 0.2 * fw):int(fx + 0.8 * fw)] = cv2.GC_FGD
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     try:
         cv2.grabCut(crop, mask, None, bgd, fgd, 3, cv2.GC_INIT_WITH_MASK)
     except cv2.error:  # a flat picture gives GrabCut nothing to learn: keep the starting guess
         pass
     hard = np.isin(mask, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.float32)
-    k = max(3, int(side * feather) | 1)
-    return np.clip(cv2.GaussianBlur(hard, (k, k), 0), 0.0, 1.0)
+    if n != side:
+        hard = cv2.resize(hard, (side, side), interpolation=cv2.INTER_LINEAR)
+    blur = max(3, int(side * feather) | 1)
+    return np.clip(cv2.GaussianBlur(hard, (blur, blur), 0), 0.0, 1.0)
 
 
 def composite(image: np.ndarray, anime: np.ndarray, mask: np.ndarray, left: int, top: int) -> np.ndarray:
