@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.kinds import get_kind
+from core.kinds import KINDS, get_kind
 from core.manifest import Member, ModelManifest, PhotoInput, SketchInput, TensorSpec, sha256_file
 from core.preprocess import bitmap_to_input
 from core.configs.translation import PHOTO_HOLDOUT_START, LineArtConfig, Selfie2AnimeConfig, TranslationConfig
@@ -193,7 +193,7 @@ def export_run(
             members.append(save_weights(g, cfg, out_dir / f"member_{i}.safetensors", of=path.name, step=step))
     assert config is not None
     data = []
-    kind = get_kind(checkpoint_kind(torch.load(sources[0], map_location="cpu", weights_only=True)))
+    kind = next(k for k in KINDS.values() if k.config is type(config))  # the checkpoint's kind, without reading it again
     if data_dir is not None:
         for rel in kind.trainer.load().DATA_FILES:
             p = Path(data_dir) / rel

@@ -113,6 +113,18 @@ def evaluate(out: Path, data_dir: Path, names: list[str], doodles: int = 400) ->
         r["edits"] = controlled_edits(painters[name], grid_dir=out / "edits", label=name)
         rows[name] = r
         shown[name] = faces[:12]
+    # The shipped models in the same run: the previous drawing model (the CycleGAN ensemble's first
+    # member) and the one that serves the page (the doodle encoder), and random StyleGAN faces.
+    from training.doodle.report import _painters, random_faces
+
+    models = Path(__file__).resolve().parents[1] / "models"
+    shipped = {**_painters(models / "sketch2anime", ["CPUExecutionProvider"]),
+               **_painters(models / "doodle_encoder", ["CPUExecutionProvider"])}
+    for name in ("sketch2anime v1 member 0", "doodle_encoder v1 (default)"):
+        if name in shipped:
+            rows[f"shipped: {name}"] = evaluate_faces(shipped[name][0](held), held, real, readings)
+    rows["random StyleGAN faces, psi 0.7"] = evaluate_faces(random_faces(models / "anime_faces", len(held), 0.7),
+                                                           held, real, readings)
     rng = np.random.default_rng(0)
     random_real = cmp_[rng.integers(len(cmp_), size=len(held))]
     rows["random real anime faces (no drawing read)"] = evaluate_faces(random_real, held, real, readings)

@@ -41,6 +41,12 @@ class MixConfig(BaseModel):
         return self.quickdraw / total, self.synthetic / total, self.edges / total
 
 
+def _unet_fits(image_size: int, depth: int) -> None:
+    """A U-Net halves the image ``depth`` times: the side must divide evenly."""
+    if image_size % (2 ** depth):
+        raise ValueError(f"image_size must be a multiple of 2^unet_depth = {2 ** depth}")
+
+
 class TranslationConfig(BaseModel):
     """What every drawing -> anime-face run has; written as JSON beside every checkpoint."""
 
@@ -127,8 +133,7 @@ class DiscoGANConfig(UnpairedConfig):
 
     @model_validator(mode="after")
     def _fits(self) -> "DiscoGANConfig":
-        if self.image_size % (2 ** self.unet_depth):
-            raise ValueError(f"image_size must be a multiple of 2^unet_depth = {2 ** self.unet_depth}")
+        _unet_fits(self.image_size, self.unet_depth)
         return self
 
 
@@ -170,8 +175,7 @@ class LineArtConfig(TranslationConfig):
 
     @model_validator(mode="after")
     def _fits(self) -> "LineArtConfig":
-        if self.image_size % (2 ** self.unet_depth):
-            raise ValueError(f"image_size must be a multiple of 2^unet_depth = {2 ** self.unet_depth}")
+        _unet_fits(self.image_size, self.unet_depth)
         return self
 
 
