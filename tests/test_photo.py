@@ -161,6 +161,40 @@ def test_selfie2anime_trains_resumes_and_exports_with_parity(tmp_path, data_dir)
     assert np.abs(got.astype(int) - want).max() <= 1
 
 
+def test_the_photo_study_measures_runs_beside_its_baselines(tmp_path, data_dir, models_dir):
+    """The study's measures on a trained run: the photos against themselves keep everything, random
+    anime faces keep no layout, and the table, the JSON and the labelled grid are written."""
+    import json
+
+    from training.photo_study import evaluate, person_kept
+
+    run = tmp_path / "tiny"
+    run.mkdir()
+    (run / "model").symlink_to(models_dir / "selfie_tiny")
+    (run / "metrics.json").write_text(json.dumps({"holdout_cycle_l1": 0.5}))
+    (run / "loss_log.jsonl").write_text(json.dumps({"step": 2, "elapsed": 1.5}) + "\n")
+    summary = evaluate(tmp_path, data_dir, ["tiny", "never_trained"])
+    rows = summary["rows"]
+    assert list(rows) == ["tiny", "random held-out anime faces (no photo read)", "the photos themselves"]
+    assert rows["tiny"]["holdout_cycle_l1"] == 0.5 and rows["tiny"]["train_s"] == 1.5
+    themselves = rows["the photos themselves"]
+    assert themselves["layout"] == pytest.approx(1.0) and themselves["hair_dark"] == pytest.approx(1.0)
+    assert themselves["colour_shift"] == 0.0 and themselves["layout_mismatched"] < 0.5
+    random = rows["random held-out anime faces (no photo read)"]
+    assert abs(random["layout"]) < 0.3 and abs(random["hair_dark"]) < 0.3
+    # the random faces come from the second held-out set: about as far from the reference as it is
+    assert 0.5 < random["fd_pixels4_ratio"] < 2.0
+    table = (tmp_path / "photo_study.md").read_text().splitlines()
+    assert table[0].startswith("| run | realism") and len(table) == 2 + len(rows)
+    assert json.loads((tmp_path / "photo_study.json").read_text())["grid_rows"][0] == "held-out photos"
+    grid = Image.open(tmp_path / "photo_study_grid.png")
+    assert grid.size == (150 + 10 * 96, 3 * 96)  # photos, the run, random anime faces
+    # a face that is its photo turned upside down has its light and dark parts the other way round
+    ramp = np.linspace(0, 255, 64)[None, :, None, None] * np.ones((4, 64, 64, 3))
+    ramp = (ramp + np.random.default_rng(0).normal(0, 20, ramp.shape)).clip(0, 255).astype(np.uint8)
+    assert person_kept(ramp, ramp[:, ::-1])["layout"] < -0.9
+
+
 # -- the API -----------------------------------------------------------------------------------
 
 

@@ -163,10 +163,9 @@ LINE_COLUMNS = (("fd_pixels4_ratio", "realism: pixels 4x4"), ("fd_randconv_ratio
 
 
 def line_table(rows: dict[str, dict]) -> str:
-    head = "| on held-out line drawings | " + " | ".join(label for _, label in LINE_COLUMNS) + " |\n|---|" \
-        + "---:|" * len(LINE_COLUMNS) + "\n"
-    return head + "".join("| " + name + " | " + " | ".join(f"{r[k]:.2f}" for k, _ in LINE_COLUMNS) + " |\n"
-                          for name, r in rows.items())
+    from training.report import markdown_table
+
+    return markdown_table(rows, LINE_COLUMNS, first="on held-out line drawings")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,11 +13,13 @@ linear decay) and weight decay, each trained for the same steps on the same phot
   mean distance between the photo's and the face's mean colours (0 to 1);
 - ``holdout_cycle_l1``: photo -> anime -> photo, from the run's own measure.
 
-Baselines in the same run: random held-out anime faces (no photo read) and the photos themselves.
-Writes ``photo_study.json`` and ``photo_study.md`` into ``--out``.
+Baselines in the same run: random held-out anime faces (no photo read), the photos themselves and
+any exported model named by ``--compare`` (the shipped one). Writes ``photo_study.json``,
+``photo_study.md`` and ``photo_study_grid.png`` (held-out photos, then each run's anime faces) into
+``--out``.
 
 Usage: python -m training.photo_study --config training/configs/photo_study_cpu.json --out runs/photo_study
-       --data-dir ../shared/data [--only vanilla,identity] [--evaluate-only]
+       --data-dir ../shared/data [--only vanilla,identity] [--evaluate-only] [--compare shipped=models/selfie2anime]
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ log = logging.getLogger(__name__)
 COLUMNS = (("fd_pixels4_ratio", "realism: pixels 4x4"), ("fd_randconv_ratio", "rand-conv"),
            ("diversity_ratio", "diversity"), ("colour_spread_ratio", "colour spread"), ("layout", "layout"),
            ("layout_mismatched", "layout, mismatched"), ("hair_dark", "hair darkness kept"),
-           ("colour_shift", "colour shift"), ("holdout_cycle_l1", "cycle L1"))
+           ("colour_shift", "colour shift"), ("holdout_cycle_l1", "cycle L1"), ("train_s", "train s"))
 
 
 def _grey8(images: np.ndarray) -> np.ndarray:
@@ -61,34 +63,76 @@ def person_kept(photos: np.ndarray, faces: np.ndarray) -> dict[str, float]:
             "colour_shift": float(np.abs(mean_p - mean_f).mean())}
 
 
-def evaluate(out: Path, data_dir: Path, names: list[str]) -> dict:
+def labelled_grid(rows: dict[str, np.ndarray], path: Path, count: int = 10, size: int = 96, label_width: int = 150) -> None:
+    """One row per name (its label on the left), the first ``count`` images of each at ``size`` px."""
+    from PIL import Image, ImageDraw
+
+    lines = []
+    for name, images in rows.items():
+        strip = Image.new("RGB", (label_width, size), "white")
+        ImageDraw.Draw(strip).multiline_text((4, 4), name.replace(" ", "\n", 2), fill="black")
+        tiles = [np.asarray(strip)] + [np.asarray(Image.fromarray(im).resize((size, size), Image.Resampling.LANCZOS))
+                                       for im in images[:count]]
+        lines.append(np.concatenate(tiles, axis=1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.concatenate(lines, axis=0)).save(path)
+
+
+def _resized(images: np.ndarray, size: int) -> np.ndarray:
+    """Images at ``size`` px (a model trained at another size is measured at the study's size)."""
+    from PIL import Image
+
+    if images.shape[1] == size:
+        return images
+    return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.Resampling.BILINEAR)) for im in images])
+
+
+def _train_seconds(run_dir: Path) -> float:
+    lines = (run_dir / "loss_log.jsonl").read_text().splitlines() if (run_dir / "loss_log.jsonl").is_file() else []
+    return float(json.loads(lines[-1])["elapsed"]) if lines else float("nan")
+
+
+def evaluate(out: Path, data_dir: Path, names: list[str], compare: dict[str, Path] | None = None) -> dict:
+    """Measure every trained run of ``names`` (and the exported models of ``compare``, named
+    rows) on the held-out photos, beside the baselines; write the table, the JSON and a grid."""
     from core.photo import PhotoModel
     from training.doodle.evaluate import RealReference, realism_and_diversity
+    from training.report import markdown_table
     from training.train_selfie import load_photos, load_selfie_anime
 
     anime = load_selfie_anime(data_dir, 128)[SELFIE_ANIME_HOLDOUT_START:]
     real = RealReference.of(anime[:200], anime[200:400])
     photos = load_photos(data_dir, 128)[PHOTO_HOLDOUT_START:]
+    models = {name: out / name / "model" for name in names}
+    models.update(compare or {})
     rows: dict[str, dict] = {}
-    for name in names:
-        folder = out / name / "model"
+    shown: dict[str, np.ndarray] = {"held-out photos": photos}
+    for name, folder in models.items():
         if not (folder / "manifest.json").is_file():
             continue
-        faces = PhotoModel(folder, ["CPUExecutionProvider"]).anime(photos)
-        metrics = json.loads((out / name / "metrics.json").read_text())
+        model = PhotoModel(folder, ["CPUExecutionProvider"])
+        faces = _resized(model.anime(_resized(photos, model.spec.image_size)), photos.shape[1])
+        run_dir = out / name if name in names else None
+        metrics = json.loads((run_dir / "metrics.json").read_text()) if run_dir else {}
         rows[name] = {**realism_and_diversity(faces, real), **person_kept(photos, faces),
                       "holdout_cycle_l1": metrics.get("holdout_cycle_l1", float("nan"))}
+        if run_dir:
+            rows[name]["train_s"] = _train_seconds(run_dir)
+        rows[name] = {k: v for k, v in rows[name].items() if v == v}  # NaN -> a dash in the table
+        shown[name] = faces
+    # drawn from the second held-out set only, so that no face of the reference set is scored against itself
     rng = np.random.default_rng(0)
-    random_anime = anime[rng.integers(len(anime), size=len(photos))]
+    second = anime[200:400]
+    random_anime = second[rng.integers(len(second), size=len(photos))]
     rows["random held-out anime faces (no photo read)"] = {**realism_and_diversity(random_anime, real),
                                                            **person_kept(photos, random_anime)}
     rows["the photos themselves"] = {**realism_and_diversity(photos, real), **person_kept(photos, photos)}
-    summary = {"photos": len(photos), "anime_reference": 200, "anime_second_set": 200, "rows": rows}
+    shown["random held-out anime faces"] = random_anime
+    labelled_grid(shown, out / "photo_study_grid.png")
+    summary = {"photos": len(photos), "anime_reference": 200, "anime_second_set": 200,
+               "grid_rows": list(shown), "rows": rows}
     (out / "photo_study.json").write_text(json.dumps(summary, indent=2) + "\n")
-    head = "| run | " + " | ".join(label for _, label in COLUMNS) + " |\n|---|" + "---:|" * len(COLUMNS) + "\n"
-    body = "".join("| " + n + " | " + " | ".join(f"{r[k]:.2f}" if k in r else "–" for k, _ in COLUMNS) + " |\n"
-                   for n, r in rows.items())
-    (out / "photo_study.md").write_text(head + body)
+    (out / "photo_study.md").write_text(markdown_table(rows, COLUMNS, first="run"))
     return summary
 
 
@@ -104,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2, help="torch threads (one run at a time)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--evaluate-only", action="store_true", help="measure what is trained, train nothing")
+    p.add_argument("--compare", action="append", default=[], metavar="NAME=FOLDER",
+                   help="an exported photo model measured beside the runs (repeatable), e.g. shipped=models/selfie2anime")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     raw = json.loads(Path(args.config).read_text())
@@ -119,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             kind.trainer.load()(config, out / name, data_dir, threads=args.threads, device=args.device).run()
             log.info("%s: trained in %.0f s", name, time.perf_counter() - t0)
             export_run(out / name, out / name / "model", name=f"selfie2anime_{name}", data_dir=data_dir)
-    evaluate(out, data_dir, list(raw["runs"]))
+    compare = dict(item.split("=", 1) for item in args.compare)
+    evaluate(out, data_dir, list(raw["runs"]), {name: Path(folder) for name, folder in compare.items()})
     print((out / "photo_study.md").read_text())
     return 0
 

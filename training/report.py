@@ -7,6 +7,7 @@
   WGAN-div, StyleGAN): its losses, a grid of random faces from fixed seeds and, for a StyleGAN,
   truncation, style-mixing and interpolation figures, all made from the exported ONNX model.
 - ``cyclegan_report`` / ``gan_report``: all of a kind's figures, as ``doodle2anime report`` makes them.
+- ``markdown_table``: rows of measures as a markdown table (the studies' and reports' tables).
 - ``holdout_checks``: two numbers that can fail. *Diversity*: outputs for different drawings
   differ (no mode collapse). *Following*: an output resembles its own drawing more than other
   drawings: the correlation between a doodle's blurred ink and the blurred edges of the face made
@@ -23,6 +24,14 @@ from PIL import Image
 
 from core.runtime import Ensemble, FaceModel
 from training.data import edge_sketches, load_quickdraw
+
+
+def markdown_table(rows: dict[str, dict], columns, first: str = "model") -> str:
+    """One line per row name; ``columns`` are (key, label) pairs; a measure a row lacks is a dash."""
+    head = f"| {first} | " + " | ".join(label for _, label in columns) + " |\n|---|" + "---:|" * len(columns) + "\n"
+    return head + "".join(
+        f"| {name} | " + " | ".join(f"{r[k]:.2f}" if k in r else "–" for k, _ in columns) + " |\n"
+        for name, r in rows.items())
 
 
 def _loss_rows(run_dir: Path) -> list[dict]:

@@ -110,18 +110,13 @@ FOLLOW_COLUMNS = (("follow_tilt", "tilt"), ("follow_long", "long"), ("follow_fac
                   ("follow_eye_size", "eyes"), ("follow_mouth_open", "mouth"), ("match_top1_attributes", "match top-1"))
 
 
-def _cells(r: dict, columns) -> str:
-    return " | ".join(f"{r[k]:.2f}" if k in r else "–" for k, _ in columns)
-
-
 def table(results: dict[str, dict]) -> str:
     """Three markdown tables: realism, diversity and edge matching; following the drawing (the
     evaluation reader's attributes against the face measurements); the controlled edits."""
-    head = "| model | " + " | ".join(label for _, label in COLUMNS) + " |\n|---|" + "---:|" * len(COLUMNS) + "\n"
-    rows = "".join(f"| {name} | {_cells(r, COLUMNS)} |\n" for name, r in results.items())
-    follow = ("\n| model | follow: " + " | ".join(label for _, label in FOLLOW_COLUMNS) + " |\n|---|"
-              + "---:|" * len(FOLLOW_COLUMNS) + "\n")
-    follow += "".join(f"| {name} | {_cells(r, FOLLOW_COLUMNS)} |\n" for name, r in results.items())
+    from training.report import markdown_table
+
+    follow_columns = [(k, ("follow: " if i == 0 else "") + label) for i, (k, label) in enumerate(FOLLOW_COLUMNS)]
+    head, follow = markdown_table(results, COLUMNS), "\n" + markdown_table(results, follow_columns)
     edit_names = list(EDITS)
     edits = ("\n| model | " + " | ".join(f"{n} (change ratio / agreement)" for n in edit_names)
              + " | tilt: roll change |\n|---|" + "---:|" * (len(edit_names) + 1) + "\n")
@@ -132,7 +127,7 @@ def table(results: dict[str, dict]) -> str:
         edits += "| " + name + " | " + " | ".join(f"{e[n]['change_ratio']:.1f} / {e[n]['agreement']:.2f}" for n in edit_names)
         roll = e["tilt left -> right"]["measure_change"]
         edits += f" | {roll:+.0f}° |\n"
-    return head + rows + follow + edits
+    return head + follow + edits
 
 
 # -- the registry's evaluator and report of the doodle_encoder kind ------------------------------
