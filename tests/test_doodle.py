@@ -4,6 +4,7 @@ synthetic doodles' attributes, the encoder's training (2 seeded steps, resume), 
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from pathlib import Path
@@ -224,3 +225,24 @@ def test_the_shipped_model_reads_a_drawing_and_paints_the_pinned_face():
     faces = model.translate(drawing, [0, 1, 2])
     assert np.abs(faces[0][30:33, 30:33].astype(int) - np.array(PINNED)).max() <= 3
     assert all(not np.array_equal(faces[0], f) for f in faces[1:])
+
+
+def test_priors_are_compared_on_held_out_faces_beside_real_ones(tmp_path, data_dir):
+    from PIL import Image
+
+    from training.prior.compare import main
+
+    out = tmp_path / "cmp"
+    assert main(["--model", f"shipped={PRIOR}", "--out", str(out), "--data-dir", str(data_dir), "--count", "60"]) == 0
+    rows = json.loads((out / "priors.json").read_text())["rows"]
+    assert list(rows) == ["shipped, psi 1.0", "shipped, psi 0.7", "real anime faces (second held-out set)"]
+    real = rows["real anime faces (second held-out set)"]
+    assert real["fd_pixels4_ratio"] == pytest.approx(1.0) and real["diversity_ratio"] == pytest.approx(1.0)
+    # random faces are further from real ones than real ones are; truncation narrows them
+    assert all(rows[f"shipped, psi {p}"]["fd_randconv_ratio"] > 1.5 for p in (1.0, 0.7))
+    assert rows["shipped, psi 0.7"]["diversity_ratio"] < rows["shipped, psi 1.0"]["diversity_ratio"]
+    assert rows["shipped, psi 1.0"]["held_out_seen"] == "yes"  # the first prior trained on every face
+    assert "| shipped, psi 0.7 |" in (out / "priors.md").read_text()
+    assert Image.open(out / "priors_grid.png").size == (150 + 12 * 64, 2 * 64)
+    with pytest.raises(SystemExit):
+        main(["--model", "nameless", "--out", str(out), "--data-dir", str(data_dir)])

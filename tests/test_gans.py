@@ -330,7 +330,15 @@ def test_stylegan_export_is_two_graphs_that_match_torch(runs, tmp_path):
     assert training["sessions"] == read_sessions(trainer.run_dir) and training["sessions"][0]["start_step"] == 0
     G = trainer.G_ema
     spec = manifest.stylegan
-    assert [m.label for m in manifest.members] == ["mapping", "synthesis"]
+    assert [m.label for m in manifest.graphs()] == ["mapping", "synthesis"]
+    # the torch weights kept beside the graphs: the EMA generator's and the discriminator's
+    from safetensors.torch import load_file
+
+    weights = [m for m in manifest.members if m.label == "torch weights"]
+    assert [m.file for m in weights] == ["generator.safetensors", "discriminator.safetensors"]
+    for file, net in (("generator.safetensors", trainer.G_ema), ("discriminator.safetensors", trainer.D)):
+        saved, want = load_file(out / file), net.state_dict()
+        assert set(saved) == set(want) and all(torch.equal(saved[k], want[k]) for k in want), file
     assert (spec.num_ws, spec.w_dim, spec.z_dim, spec.image_size) == (G.num_ws, 8, 8, 16) == (6, 8, 8, 16)
     assert isinstance(manifest.input, LatentInput) and manifest.input.dim == 8
     np.testing.assert_allclose(spec.w_avg, G.mapping.w_avg.numpy(), rtol=0, atol=1e-7)
@@ -363,7 +371,8 @@ def test_dcgan_export_is_one_graph_that_matches_torch(runs, tmp_path):
     manifest = ModelManifest.model_validate(export_gan_run(trainer.run_dir, out, name="dcgan", version="t"))
     manifest.verify(out)
     assert manifest.kind == "dcgan-anime-faces" and manifest.stylegan is None
-    assert [m.file for m in manifest.members] == ["generator.onnx"] and manifest.members[0].parity_max_abs_diff <= 1e-4
+    assert [m.file for m in manifest.members] == ["generator.onnx", "generator.safetensors", "discriminator.safetensors"]
+    assert [m.file for m in manifest.graphs()] == ["generator.onnx"] and manifest.members[0].parity_max_abs_diff <= 1e-4
     sess = ort.InferenceSession(str(out / "generator.onnx"), providers=["CPUExecutionProvider"])
     G = trainer.G.eval()
     for n in (1, 6):
@@ -429,3 +438,82 @@ def test_report_draws_a_gan_run_from_its_export(kind, runs, tmp_path, capsys):
     assert np.abs(psi0 - psi0[0]).max() <= 1 and np.abs(psi1 - psi1[0]).max() > 0
     assert Image.open(out / "mix_coarse.png").size == (6 * 16, 5 * 16)  # 5 column faces + 1, 4 row faces + 1
     assert Image.open(out / "interpolate.png").size == (10 * 16, 16)
+
+
+# -- DiffAugment and fine-tuning -----------------------------------------------------------------
+
+def test_diffaugment_policies_transform_differentiably():
+    from training.gans.augment import cutout, diff_augment, parse_policy, translation
+
+    assert parse_policy("none") == () and parse_policy("color, cutout") == ("color", "cutout")
+    with pytest.raises(ValueError, match="valid: color, translation, cutout"):
+        parse_policy("color,rotate")
+    x = torch.rand(8, 3, 16, 16) * 2 - 1
+    assert torch.equal(diff_augment(x, "none"), x)
+    for policy in ("color", "translation", "cutout", "color,translation,cutout"):
+        src = x.clone().requires_grad_(True)
+        torch.manual_seed(0)
+        out = diff_augment(src, policy)
+        torch.manual_seed(0)
+        assert torch.equal(diff_augment(src, policy), out), policy  # seeded: a resumed run augments alike
+        assert out.shape == x.shape and not torch.equal(out, x), policy
+        (grad,) = torch.autograd.grad(out.square().sum(), src)
+        assert grad.abs().sum() > 0, policy  # the generator's gradient passes through
+    # translation moves a dot by at most 1/8 of the side (2 px) or shifts it out; every image its own shift
+    dot = torch.zeros(64, 1, 16, 16)
+    dot[:, :, 8, 8] = 1
+    torch.manual_seed(1)
+    moved = translation(dot)
+    where = [tuple(torch.nonzero(m[0]).flatten().tolist()) for m in moved]
+    assert all(abs(y - 8) <= 2 and abs(x_ - 8) <= 2 for y, x_ in where) and len(set(where)) > 10
+    assert moved.sum() == 64  # whole pixels: nothing blurred
+    # cutout zeroes one square of half the side (clipped at the edges), a different place per image
+    torch.manual_seed(2)
+    holes = cutout(torch.ones(64, 3, 16, 16)) == 0
+    assert torch.equal(holes[:, 0], holes[:, 2])
+    for hole in holes[:, 0]:
+        rows, cols = hole.any(1).nonzero().flatten(), hole.any(0).nonzero().flatten()
+        assert 0 < len(rows) <= 8 and 0 < len(cols) <= 8 and hole.sum() == len(rows) * len(cols)
+    assert len({tuple(h.flatten().tolist()) for h in holes[:, 0]}) > 10
+
+
+def test_a_diffaugment_fine_tune_starts_from_exported_weights(runs, tmp_path, data_dir):
+    """init_generator starts G and its EMA from an export's generator.safetensors, the
+    discriminator new; DiffAugment puts every image D sees through the augmentation."""
+    trainer, _, _ = runs("stylegan")
+    model = tmp_path / "model"
+    export_gan_run(trainer.run_dir, model, name="anime_faces", version="t")
+    config = tiny("stylegan", diffaugment="color,translation,cutout", init_generator=str(model), seed=5)
+    tuned = GANTrainer(config, tmp_path / "tune", data_dir)
+    start = _params(trainer.G_ema)
+    for net in (tuned.G, tuned.G_ema):
+        got = _params(net)
+        assert all(torch.equal(got[k], start[k]) for k in start)
+    new_D, trained_D = _params(tuned.D), _params(trainer.D)
+    assert not any(torch.equal(new_D[k], trained_D[k]) for k in new_D if trained_D[k].numel() > 1)
+    seen = []
+    tuned.D.register_forward_hook(lambda m, inp, out: seen.append(inp[0].detach().clone()))
+    tuned.run()
+    assert tuned.step == 2 and all(math.isfinite(v) for v in json.loads((tuned.run_dir / "metrics.json").read_text()).values())
+    assert not all(torch.equal(_params(tuned.G)[k], start[k]) for k in start)  # it trained
+    # D saw augmented images: cut-out squares of exact zeros in every batch (real and generated)
+    assert all(((b == 0).all(1).flatten(1).sum(1) >= 4).all() for b in seen)
+    plain = GANTrainer(tiny("stylegan", seed=5), tmp_path / "plain", data_dir)
+    plain.D.register_forward_hook(lambda m, inp, out: seen.append(inp[0].detach().clone()))
+    seen.clear()
+    plain.run(stop_at=1)
+    assert not any(((b == 0).all(1).flatten(1).sum(1) >= 4).any() for b in seen)
+    # a discriminator warm-up: the generator and its EMA wait while D trains
+    warm = GANTrainer(tiny("stylegan", init_generator=str(model), d_warmup_steps=2), tmp_path / "warm", data_dir)
+    d_before = _params(warm.D)
+    warm.run()
+    for net in (warm.G, warm.G_ema):
+        got = _params(net)  # (w_avg keeps tracking the mean w of the unchanged mapping)
+        assert [k for k in start if not torch.equal(got[k], start[k])] in ([], ["mapping.w_avg"])
+    assert not all(torch.equal(_params(warm.D)[k], d_before[k]) for k in d_before)
+    assert [set(json.loads(line)) >= {"G"} for line in (tmp_path / "warm" / "loss_log.jsonl").read_text().splitlines()] \
+        == [False, False]
+    with pytest.raises(ValueError, match="does not fit a generator of this config"):
+        GANTrainer(tiny("stylegan", ngf=8, init_generator=str(model)), tmp_path / "bad", data_dir)
+    with pytest.raises(FileNotFoundError, match="no generator weights"):
+        GANTrainer(tiny("stylegan", init_generator=str(tmp_path / "nowhere")), tmp_path / "bad2", data_dir)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import BaseModel
 
 from core.kinds import KINDS, get_kind
 from core.manifest import Member, ModelManifest, PhotoInput, SketchInput, TensorSpec, sha256_file
@@ -87,7 +88,7 @@ def sketch_input(config: TranslationConfig, data_dir: Path | None = None) -> Ske
                        description="Quick, Draw! bitmap, resized, dark ink (-1) on white (+1), 3 equal channels")
 
 
-def save_weights(network: torch.nn.Module, config: TranslationConfig, path: Path, *, of: str, step: int) -> Member:
+def save_weights(network: torch.nn.Module, config: BaseModel, path: Path, *, of: str, step: int) -> Member:
     """The exported network's torch weights as safetensors (its config in the metadata), as a
     manifest member labelled "torch weights"."""
     import os

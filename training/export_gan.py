@@ -2,6 +2,9 @@
 
 - DCGAN, LSGAN, WGAN-div: one graph, ``generator.onnx``: z (B, z_dim) -> image (B, 3, S, S) in
   [-1, 1]; batch norm uses its running statistics (eval mode), as the sample grids do.
+- Beside the graphs, the shipped generator's torch weights (``generator.safetensors``, the EMA
+  generator for StyleGAN) and the discriminator's (``discriminator.safetensors``), labelled
+  "torch weights", so later work fine-tunes (``init_generator``) instead of training again.
 - StyleGAN: two graphs from the EMA generator. ``mapping.onnx``: z (B, z_dim) -> w (B, w_dim),
   untruncated. ``synthesis.onnx``: ws (B, num_ws, w_dim) -> image (B, 3, S, S), with the
   constant noise maps. The manifest's ``stylegan`` block carries ``w_avg``, so a client can
@@ -27,7 +30,7 @@ from torch import nn
 from core.kinds import get_kind
 from core.manifest import LatentInput, Member, ModelManifest, StyleGANSpec, TensorSpec, sha256_file
 from training.data import ANIME_ZIP
-from training.export import OPSET, PARITY_TOLERANCE, ExportError, copy_latest_samples, run_metrics
+from training.export import OPSET, PARITY_TOLERANCE, ExportError, copy_latest_samples, run_metrics, save_weights
 from core.configs.gans import GANConfig, StyleGANConfig, load_gan_config
 from training.gans.stylegan import StyleGenerator
 from training.runinfo import training_record
@@ -36,16 +39,17 @@ from training.train_gan import CHECKPOINT_FORMAT, build_networks
 log = logging.getLogger(__name__)
 
 
-def load_gan_generator(path: Path) -> tuple[nn.Module, GANConfig, int]:
-    """The generator to ship from a GAN checkpoint (the EMA one for StyleGAN), in eval mode."""
+def load_gan_networks(path: Path) -> tuple[nn.Module, nn.Module, GANConfig, int]:
+    """The generator to ship from a GAN checkpoint (the EMA one for StyleGAN) and the
+    discriminator, both in eval mode; the config and step."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     if state.get("format_version") != CHECKPOINT_FORMAT:
         raise ExportError(f"{path}: unknown checkpoint format {state.get('format_version')}")
     config = load_gan_config(state["config"])
-    G, _ = build_networks(config)
+    G, D = build_networks(config)
     G.load_state_dict(state["G_ema" if isinstance(config, StyleGANConfig) else "G"])
-    G.eval()
-    return G, config, int(state["step"])
+    D.load_state_dict(state["D"])
+    return G.eval(), D.eval(), config, int(state["step"])
 
 
 class _Mapping(nn.Module):
@@ -98,7 +102,7 @@ def export_gan_run(run_dir: Path, out_dir: Path, *, name: str = "anime-faces", v
     src = run_dir / "checkpoints" / "latest.pt"
     if not src.is_file():
         raise ExportError(f"not found: {src}")
-    G, config, step = load_gan_generator(src)
+    G, D, config, step = load_gan_networks(src)
     if snapshots:
         raise ValueError(f"a {config.kind} run exports its latest checkpoint; snapshots are for CycleGAN runs")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -122,6 +126,9 @@ def export_gan_run(run_dir: Path, out_dir: Path, *, name: str = "anime-faces", v
     else:
         diff = _export(G, z, out_dir / "generator.onnx", "z", "image")
         members.append(_member(out_dir / "generator.onnx", "generator", step, diff, final_metrics))
+    graph = members[-1].file
+    members.append(save_weights(G, config, out_dir / "generator.safetensors", of=graph, step=step))
+    members.append(save_weights(D, config, out_dir / "discriminator.safetensors", of="discriminator", step=step))
     data = []
     if data_dir is not None and (Path(data_dir) / ANIME_ZIP).is_file():
         data.append({"path": str(ANIME_ZIP), "sha256": sha256_file(Path(data_dir) / ANIME_ZIP)})

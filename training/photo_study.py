@@ -63,21 +63,6 @@ def person_kept(photos: np.ndarray, faces: np.ndarray) -> dict[str, float]:
             "colour_shift": float(np.abs(mean_p - mean_f).mean())}
 
 
-def labelled_grid(rows: dict[str, np.ndarray], path: Path, count: int = 10, size: int = 96, label_width: int = 150) -> None:
-    """One row per name (its label on the left), the first ``count`` images of each at ``size`` px."""
-    from PIL import Image, ImageDraw
-
-    lines = []
-    for name, images in rows.items():
-        strip = Image.new("RGB", (label_width, size), "white")
-        ImageDraw.Draw(strip).multiline_text((4, 4), name.replace(" ", "\n", 2), fill="black")
-        tiles = [np.asarray(strip)] + [np.asarray(Image.fromarray(im).resize((size, size), Image.Resampling.LANCZOS))
-                                       for im in images[:count]]
-        lines.append(np.concatenate(tiles, axis=1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.concatenate(lines, axis=0)).save(path)
-
-
 def _resized(images: np.ndarray, size: int) -> np.ndarray:
     """Images at ``size`` px (a model trained at another size is measured at the study's size)."""
     from PIL import Image
@@ -97,7 +82,7 @@ def evaluate(out: Path, data_dir: Path, names: list[str], compare: dict[str, Pat
     rows) on the held-out photos, beside the baselines; write the table, the JSON and a grid."""
     from core.photo import PhotoModel
     from training.doodle.evaluate import RealReference, realism_and_diversity
-    from training.report import markdown_table
+    from training.report import labelled_grid, markdown_table
     from training.train_selfie import load_photos, load_selfie_anime
 
     anime = load_selfie_anime(data_dir, 128)[SELFIE_ANIME_HOLDOUT_START:]

@@ -20,18 +20,22 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from core.runtime import Ensemble, FaceModel
 from training.data import edge_sketches, load_quickdraw
 
 
 def markdown_table(rows: dict[str, dict], columns, first: str = "model") -> str:
-    """One line per row name; ``columns`` are (key, label) pairs; a measure a row lacks is a dash."""
+    """One line per row name; ``columns`` are (key, label) pairs; numbers with two decimals, text
+    as it is, a measure a row lacks as a dash."""
+    def cell(r: dict, k: str) -> str:
+        if k not in r:
+            return "–"
+        return r[k] if isinstance(r[k], str) else f"{r[k]:.2f}"
+
     head = f"| {first} | " + " | ".join(label for _, label in columns) + " |\n|---|" + "---:|" * len(columns) + "\n"
-    return head + "".join(
-        f"| {name} | " + " | ".join(f"{r[k]:.2f}" if k in r else "–" for k, _ in columns) + " |\n"
-        for name, r in rows.items())
+    return head + "".join(f"| {name} | " + " | ".join(cell(r, k) for k, _ in columns) + " |\n" for name, r in rows.items())
 
 
 def _loss_rows(run_dir: Path) -> list[dict]:
@@ -214,3 +218,16 @@ def holdout_checks(model_dir: Path, data_dir: Path, count: int = 400) -> dict[st
     result["diversity_l1"] = float(np.mean(divs))
     result["count"] = n
     return result
+
+
+def labelled_grid(rows: dict[str, np.ndarray], path: Path, count: int = 10, size: int = 96, label_width: int = 150) -> None:
+    """One row per name (its label on the left), the first ``count`` images of each at ``size`` px."""
+    lines = []
+    for name, images in rows.items():
+        strip = Image.new("RGB", (label_width, size), "white")
+        ImageDraw.Draw(strip).multiline_text((4, 4), name.replace(" ", "\n", 2), fill="black")
+        tiles = [np.asarray(strip)] + [np.asarray(Image.fromarray(im).resize((size, size), Image.Resampling.LANCZOS))
+                                       for im in images[:count]]
+        lines.append(np.concatenate(tiles, axis=1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.concatenate(lines, axis=0)).save(path)

@@ -12,6 +12,13 @@ One loop for every kind. The kind picks the networks (``build_networks``) and th
   step's update, so no extra optimiser step and no Adam correction), then the EMA generator
   moves towards G. Samples and exports use the EMA generator.
 
+Two options for any kind: ``diffaugment`` puts the discriminator behind differentiable
+augmentation (``training.gans.augment``: every real and generated image it sees, in its update,
+in R1 and in the generator's update, is augmented the same random way per image), and
+``init_generator`` starts the generator (and its EMA) from exported torch weights, to fine-tune a
+shipped generator with a new discriminator (``d_warmup_steps`` first trains that discriminator
+alone, so its first verdicts on the generator are informed ones).
+
 A "step" is one generator update. Reproducibility: a step seeds torch's global generator and
 draws its real batch from a numpy generator, both from (seed, step), so a run resumed from a
 checkpoint takes exactly the step an uninterrupted run would have taken (on the CPU). A
@@ -51,6 +58,7 @@ from core.configs.gans import (  # noqa: F401 - re-exported for callers of the t
     WGANDivConfig,
     load_gan_config,
 )
+from training.gans.augment import AugmentedCritic, parse_policy
 from training.gans.dcgan import DCGANDiscriminator, DCGANGenerator, init_dcgan_weights
 from training.gans.losses import CrossEntropyLoss, LeastSquaresLoss, WassersteinDivLoss, r1_penalty
 from training.gans.stylegan import StyleDiscriminator, StyleGenerator
@@ -80,6 +88,34 @@ def build_networks(c: GANConfig) -> tuple[nn.Module, nn.Module]:
         init_dcgan_weights(G)
         init_dcgan_weights(D)
     return G, D
+
+
+def generator_weights_file(path: str | Path) -> Path:
+    """An ``init_generator`` setting -> the safetensors file: a model folder's generator.safetensors,
+    or the file itself."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "generator.safetensors"
+    if not path.is_file():
+        raise FileNotFoundError(f"init_generator: no generator weights at {path} "
+                                "(give an exported model folder with generator.safetensors, or the file)")
+    return path
+
+
+def load_generator_weights(G: nn.Module, path: str | Path) -> Path:
+    """Load a generator's torch weights (safetensors) into ``G``; the shapes must be this config's."""
+    from safetensors.torch import load_file
+
+    path = generator_weights_file(path)
+    state = load_file(str(path))
+    try:
+        G.load_state_dict(state)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[:4]
+        raise ValueError(f"init_generator {path} does not fit a generator of this config "
+                         f"(compare its ngf, max_channels, z_dim, w_dim, image_size): {' '.join(first)}") from None
+    log.info("generator starts from %s", path)
+    return path
 
 
 def build_loss(c: GANConfig) -> CrossEntropyLoss | LeastSquaresLoss | WassersteinDivLoss:
@@ -136,12 +172,17 @@ class GANTrainer:
         seed_everything(c.seed)
         self.device = torch.device(device)
         self.G, self.D = build_networks(c)
+        if c.init_generator:
+            load_generator_weights(self.G, c.init_generator)
         self.G.to(self.device)
         self.D.to(self.device)
         self.G_ema: nn.Module | None = None
         if isinstance(c, StyleGANConfig):
             self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.loss = build_loss(c)
+        # what the losses and R1 call: D itself, or D behind the differentiable augmentation
+        policy = parse_policy(c.diffaugment)
+        self.critic: nn.Module = AugmentedCritic(self.D, policy) if policy else self.D
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=c.lr_g, betas=(c.beta1, c.beta2))
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=c.lr_d, betas=(c.beta1, c.beta2))
         self.n_critic = c.n_critic if isinstance(c, WGANDivConfig) else 1
@@ -249,31 +290,34 @@ class GANTrainer:
         for i in range(self.n_critic):
             real = self.real_batch(rng)
             last = i == self.n_critic - 1
-            with torch.set_grad_enabled(last):  # only the last G(z) feeds the generator update
+            with torch.set_grad_enabled(last and step >= c.d_warmup_steps):  # only the last G(z) feeds G's update
                 if stylegan:
                     fake = self.G.synthesis(self.G.training_ws(self.latents(), self.latents(), c.style_mixing_prob))
                 else:
                     fake = self.G(self.latents())
             self.opt_D.zero_grad(set_to_none=True)
-            loss_D, logged = self.loss.discriminator(self.D, real, fake.detach())
+            loss_D, logged = self.loss.discriminator(self.critic, real, fake.detach())
             logged["D"] = loss_D.item()
             if stylegan and c.r1_gamma > 0 and step % c.r1_every == 0:
-                r1 = r1_penalty(self.D, real)
+                r1 = r1_penalty(self.critic, real)
                 loss_D = loss_D + r1 * (c.r1_gamma / 2 * c.r1_every)
                 logged["r1"] = r1.item()
             loss_D.backward()
             self.opt_D.step()
             for k, v in logged.items():
                 parts.setdefault(k, []).append(v)
+        averaged = {k: float(np.mean(v)) for k, v in parts.items()}
+        if step < c.d_warmup_steps:  # the discriminator catches up first; G and its EMA wait
+            return averaged
         self.D.requires_grad_(False)
         self.opt_G.zero_grad(set_to_none=True)
-        loss_G = self.loss.generator(self.D, fake)
+        loss_G = self.loss.generator(self.critic, fake)
         loss_G.backward()
         self.opt_G.step()
         self.D.requires_grad_(True)
         if self.G_ema is not None:
-            self.update_ema(images_seen=(step + 1) * c.batch_size)
-        return {"G": loss_G.item(), **{k: float(np.mean(v)) for k, v in parts.items()}}
+            self.update_ema(images_seen=(step + 1 - c.d_warmup_steps) * c.batch_size)
+        return {"G": loss_G.item(), **averaged}
 
     @torch.no_grad()
     def update_ema(self, images_seen: int) -> float:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 GANKind = Literal["dcgan", "lsgan", "wgan_div", "stylegan"]
+DiffAugmentPolicy = Literal["none", "translation", "color,translation", "translation,cutout", "color,translation,cutout"]
 
 
 class GANConfig(BaseModel):
@@ -44,6 +45,17 @@ class GANConfig(BaseModel):
     sample_count: int = Field(64, ge=1, le=256, description="faces in a sample grid, from fixed latents")
     eval_count: int = Field(512, ge=0,
                             description="generated and real faces compared by the pixel Fréchet distance (0: none)")
+    diffaugment: DiffAugmentPolicy = Field(
+        "none", description="differentiable augmentation of the real and generated images the discriminator sees "
+                            "(DiffAugment: colour, translation by up to 1/8, cutout of half the side); helps with "
+                            "few training images")
+    init_generator: str | None = Field(
+        None, max_length=500,
+        description="start the generator from these torch weights (an exported model folder with generator.safetensors, "
+                    "or the file itself) to fine-tune it; the discriminator starts new (empty: from scratch)")
+    d_warmup_steps: int = Field(
+        0, ge=0, description="the first N steps update only the discriminator, so a new one catches up with a "
+                             "fine-tuned generator before it steers it")
 
 
 def _kind_field(kind: str, description: str) -> Any:
