@@ -172,8 +172,9 @@ def test_the_photo_study_measures_runs_beside_its_baselines(tmp_path, data_dir, 
     run.mkdir()
     (run / "model").symlink_to(models_dir / "selfie_tiny")
     (run / "metrics.json").write_text(json.dumps({"holdout_cycle_l1": 0.5}))
-    (run / "loss_log.jsonl").write_text(json.dumps({"step": 2, "elapsed": 1.5}) + "\n")
-    summary = evaluate(tmp_path, data_dir, ["tiny", "never_trained"])
+    (run / "loss_log.jsonl").write_text("".join(json.dumps({"step": i, "elapsed": 0.5 * i, "cycle": 3.0 / i, "G_gan": 1.0})
+                                                + "\n" for i in (1, 2, 3)))
+    summary = evaluate(tmp_path, data_dir, ["tiny", "never_trained"], photo_count=112)
     rows = summary["rows"]
     assert list(rows) == ["tiny", "random held-out anime faces (no photo read)", "the photos themselves"]
     assert rows["tiny"]["holdout_cycle_l1"] == 0.5 and rows["tiny"]["train_s"] == 1.5
@@ -189,6 +190,7 @@ def test_the_photo_study_measures_runs_beside_its_baselines(tmp_path, data_dir, 
     assert json.loads((tmp_path / "photo_study.json").read_text())["grid_rows"][0] == "held-out photos"
     grid = Image.open(tmp_path / "photo_study_grid.png")
     assert grid.size == (150 + 10 * 96, 3 * 96)  # photos, the run, random anime faces
+    assert Image.open(tmp_path / "photo_study_curves.png").size == (2000, 380)  # four terms side by side
     # a face that is its photo turned upside down has its light and dark parts the other way round
     ramp = np.linspace(0, 255, 64)[None, :, None, None] * np.ones((4, 64, 64, 3))
     ramp = (ramp + np.random.default_rng(0).normal(0, 20, ramp.shape)).clip(0, 255).astype(np.uint8)

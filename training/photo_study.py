@@ -15,8 +15,8 @@ linear decay) and weight decay, each trained for the same steps on the same phot
 
 Baselines in the same run: random held-out anime faces (no photo read), the photos themselves and
 any exported model named by ``--compare`` (the shipped one). Writes ``photo_study.json``,
-``photo_study.md`` and ``photo_study_grid.png`` (held-out photos, then each run's anime faces) into
-``--out``.
+``photo_study.md``, ``photo_study_grid.png`` (held-out photos, then each run's anime faces) and
+``photo_study_curves.png`` (each run's losses side by side) into ``--out``.
 
 Usage: python -m training.photo_study --config training/configs/photo_study_cpu.json --out runs/photo_study
        --data-dir ../shared/data [--only vanilla,identity] [--evaluate-only] [--compare shipped=models/selfie2anime]
@@ -77,17 +77,18 @@ def _train_seconds(run_dir: Path) -> float:
     return float(json.loads(lines[-1])["elapsed"]) if lines else float("nan")
 
 
-def evaluate(out: Path, data_dir: Path, names: list[str], compare: dict[str, Path] | None = None) -> dict:
+def evaluate(out: Path, data_dir: Path, names: list[str], compare: dict[str, Path] | None = None, *,
+             photo_count: int | None = None) -> dict:
     """Measure every trained run of ``names`` (and the exported models of ``compare``, named
     rows) on the held-out photos, beside the baselines; write the table, the JSON and a grid."""
     from core.photo import PhotoModel
     from training.doodle.evaluate import RealReference, realism_and_diversity
-    from training.report import labelled_grid, markdown_table
+    from training.report import compare_curves, labelled_grid, markdown_table
     from training.train_selfie import load_photos, load_selfie_anime
 
     anime = load_selfie_anime(data_dir, 128)[SELFIE_ANIME_HOLDOUT_START:]
     real = RealReference.of(anime[:200], anime[200:400])
-    photos = load_photos(data_dir, 128)[PHOTO_HOLDOUT_START:]
+    photos = load_photos(data_dir, 128)[PHOTO_HOLDOUT_START:][:photo_count]  # all 224 unless a test asks for fewer
     models = {name: out / name / "model" for name in names}
     models.update(compare or {})
     rows: dict[str, dict] = {}
@@ -114,6 +115,7 @@ def evaluate(out: Path, data_dir: Path, names: list[str], compare: dict[str, Pat
     rows["the photos themselves"] = {**realism_and_diversity(photos, real), **person_kept(photos, photos)}
     shown["random held-out anime faces"] = random_anime
     labelled_grid(shown, out / "photo_study_grid.png")
+    compare_curves({n: out / n for n in names}, ("G_gan", "cycle", "identity", "D_B"), out / "photo_study_curves.png")
     summary = {"photos": len(photos), "anime_reference": 200, "anime_second_set": 200,
                "grid_rows": list(shown), "rows": rows}
     (out / "photo_study.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -77,6 +77,37 @@ def _plot_panels(rows: list[dict], panels: list[tuple[str, tuple[str, ...]]], ou
     return out
 
 
+def compare_curves(run_dirs: dict[str, Path], keys: tuple[str, ...], out: Path, smooth: int = 10) -> Path:
+    """Runs side by side: one panel per logged term, one line per run (smoothed over ``smooth``
+    log lines, at most a twentieth of a run's lines); runs without a loss log are left out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    logs = {name: _loss_rows(d) for name, d in run_dirs.items() if (Path(d) / "loss_log.jsonl").is_file()}
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.0 * len(keys), 3.8))
+    for ax, k in zip(np.atleast_1d(axes), keys):
+        for name, rows in logs.items():
+            logged = [r for r in rows if k in r]
+            if not logged:
+                continue
+            x, v = np.array([r["step"] for r in logged]), np.array([r[k] for r in logged])
+            w = min(smooth, max(1, len(v) // 20))
+            if w > 1:
+                v, x = np.convolve(v, np.ones(w) / w, mode="valid"), x[w - 1 :]
+            ax.plot(x, v, label=name)
+        ax.set_title(k)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
 def loss_curves(run_dir: Path, out: Path, smooth: int = 10) -> Path:
     """A drawing run's generator and discriminator losses (CycleGAN, DiscoGAN, UNIT, line art:
     each logs the terms it has)."""
