@@ -246,3 +246,41 @@ def test_priors_are_compared_on_held_out_faces_beside_real_ones(tmp_path, data_d
     assert Image.open(out / "priors_grid.png").size == (150 + 12 * 64, 2 * 64)
     with pytest.raises(SystemExit):
         main(["--model", "nameless", "--out", str(out), "--data-dir", str(data_dir)])
+
+
+def test_a_prior_comparison_says_which_priors_saw_the_held_out_faces(tmp_path):
+    from training.prior.compare import _saw_heldout
+
+    assert _saw_heldout(PRIOR) == "yes"  # the first prior trained on all 14,896 faces
+    raw = json.loads((PRIOR / "manifest.json").read_text())
+    tuned = tmp_path / "tuned"
+    tuned.mkdir()
+    for start, want in ((str(PRIOR), "through its start"), (None, "no"), (str(tmp_path / "elsewhere"), "unknown")):
+        raw["training"]["config"].update(anime_limit=13400, init_generator=start)
+        (tuned / "manifest.json").write_text(json.dumps(raw))
+        assert _saw_heldout(tuned) == want, start
+
+
+def test_the_shipped_prior_has_a_discriminator_that_tells_its_faces_from_real_ones(data_dir):
+    """models/anime_faces/discriminator.safetensors (trained for the shipped generator, on faces
+    [0, 13400) only) loads into the discriminator of the prior's config and scores held-out real
+    faces above the generator's own."""
+    from safetensors.torch import load_file
+
+    from core.configs.gans import load_gan_config
+    from core.runtime import FaceModel
+    from training.doodle.evaluate import heldout_faces
+    from training.train_gan import build_networks
+
+    config = load_gan_config(ModelManifest.load(PRIOR).training["config"])
+    _, D = build_networks(config)
+    D.load_state_dict(load_file(PRIOR / "discriminator.safetensors"))
+    D.eval()
+    real = heldout_faces(data_dir)[0][:64]
+    model = FaceModel(PRIOR, ["CPUExecutionProvider"])
+    fake = np.stack([np.asarray(im) for im in model.images(model.broadcast(model.w(list(range(64)), 1.0)))])
+    to_x = lambda faces: torch.from_numpy(faces.astype(np.float32) / 127.5 - 1).permute(0, 3, 1, 2)  # noqa: E731
+    with torch.no_grad():
+        d_real, d_fake = D(to_x(real)).flatten(), D(to_x(fake)).flatten()
+    assert d_real.mean() > d_fake.mean() + 0.5
+    assert (d_real > d_fake.median()).float().mean() > 0.75  # most real faces score above the typical fake

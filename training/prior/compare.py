@@ -32,11 +32,23 @@ COLUMNS = (("fd_pixels4_ratio", "realism: pixels 4x4"), ("fd_pixels8_ratio", "pi
            ("colour_spread_ratio", "colour spread"), ("held_out_seen", "saw the held-out faces"))
 
 
-def _saw_heldout(folder: Path) -> bool:
-    """Whether the prior's training (by its manifest) could have read the held-out faces."""
-    config = (ModelManifest.load(folder).training or {}).get("config") or {}
+def _saw_heldout(folder: Path) -> str:
+    """Whether the prior's training (by its manifest) read the held-out faces: "yes", "no", or
+    "through its start" for a fine-tune of a prior that did; "unknown" without a record."""
+    config = (ModelManifest.load(folder).training or {}).get("config")
+    if config is None:
+        return "unknown"
     limit = config.get("anime_limit")
-    return limit is None or limit > ANIME_HOLDOUT_START
+    if limit is None or limit > ANIME_HOLDOUT_START:
+        return "yes"
+    start = config.get("init_generator")
+    if start:
+        start = Path(start) if Path(start).is_dir() else Path(start).parent
+        if not (start / "manifest.json").is_file():
+            return "unknown"
+        if _saw_heldout(start) != "no":
+            return "through its start"
+    return "no"
 
 
 def compare_priors(models: dict[str, Path], data_dir: Path, out: Path, *, count: int = 400,
@@ -52,7 +64,7 @@ def compare_priors(models: dict[str, Path], data_dir: Path, out: Path, *, count:
         for psi in psis:
             log.info("measuring %s at psi %s", name, psi)
             faces = random_faces(Path(folder), count, psi)
-            rows[f"{name}, psi {psi}"] = {**realism_and_diversity(faces, real), "held_out_seen": "yes" if seen else "no"}
+            rows[f"{name}, psi {psi}"] = {**realism_and_diversity(faces, real), "held_out_seen": seen}
             if psi == psis[-1]:
                 shown[f"{name} psi {psi}"] = faces
     rows["real anime faces (second held-out set)"] = {**realism_and_diversity(cmp_, real), "held_out_seen": "-"}
