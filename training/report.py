@@ -100,7 +100,8 @@ def compare_curves(run_dirs: dict[str, Path], keys: tuple[str, ...], out: Path, 
         ax.set_title(k)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_lines():
+            ax.legend(fontsize=7)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
