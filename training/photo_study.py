@@ -126,6 +126,7 @@ def evaluate(out: Path, data_dir: Path, names: list[str], compare: dict[str, Pat
 def main(argv: list[str] | None = None) -> int:
     from core.kinds import get_kind
     from training.export import export_run
+    from training.report import named_folders
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="the study's config file (training/configs/photo_study_*.json)")
@@ -152,8 +153,11 @@ def main(argv: list[str] | None = None) -> int:
             kind.trainer.load()(config, out / name, data_dir, threads=args.threads, device=args.device).run()
             log.info("%s: trained in %.0f s", name, time.perf_counter() - t0)
             export_run(out / name, out / name / "model", name=f"selfie2anime_{name}", data_dir=data_dir)
-    compare = dict(item.split("=", 1) for item in args.compare)
-    evaluate(out, data_dir, list(raw["runs"]), {name: Path(folder) for name, folder in compare.items()})
+    try:
+        compare = named_folders(args.compare)
+    except ValueError as err:
+        p.error(f"--compare: {err}")
+    evaluate(out, data_dir, list(raw["runs"]), compare)
     print((out / "photo_study.md").read_text())
     return 0
 

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,17 @@ def markdown_table(rows: dict[str, dict], columns, first: str = "model") -> str:
     return head + "".join(f"| {name} | " + " | ".join(cell(r, k) for k, _ in columns) + " |\n" for name, r in rows.items())
 
 
+def named_folders(items: list[str]) -> dict[str, Path]:
+    """Command-line ``NAME=FOLDER`` items (the models a study measures beside its runs) -> {name: folder}."""
+    out = {}
+    for item in items:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            raise ValueError(f"expected NAME=FOLDER, got {item!r}")
+        out[name] = Path(folder)
+    return out
+
+
 def _loss_rows(run_dir: Path) -> list[dict]:
     by_step = {}  # the last entry of a step wins: a resumed run redoes the steps after its checkpoint
     for line in (Path(run_dir) / "loss_log.jsonl").read_text().splitlines():
@@ -49,64 +61,53 @@ def _loss_rows(run_dir: Path) -> list[dict]:
     return [by_step[k] for k in sorted(by_step)]
 
 
-def _plot_panels(rows: list[dict], panels: list[tuple[str, tuple[str, ...]]], out: Path, smooth: int) -> Path:
+Line = tuple[str, list[dict], str]  # (label, a run's loss rows, the logged term drawn)
+
+
+def _draw_panels(panels: list[tuple[str, list[Line]]], out: Path, window: Callable[[int], int], *,
+                 panel_width: float, dpi: int, legend_size: int | None = None) -> Path:
+    """Panels side by side, each a title and its lines; ``window(n)`` is the moving-average width
+    for a line of n logged values (1: none)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8))
-    for ax, (title, keys) in zip(np.atleast_1d(axes), panels):
-        for k in keys:
+    fig, axes = plt.subplots(1, len(panels), figsize=(panel_width * len(panels), 3.8))
+    for ax, (title, lines) in zip(np.atleast_1d(axes), panels):
+        for label, rows, k in lines:
             logged = [r for r in rows if k in r]  # some terms are logged only on the steps that compute them
             if not logged:
                 continue
             x, v = np.array([r["step"] for r in logged]), np.array([r[k] for r in logged])
-            if len(v) > smooth:
-                v = np.convolve(v, np.ones(smooth) / smooth, mode="valid")
-                x = x[smooth - 1 :]
-            ax.plot(x, v, label=k)
+            w = window(len(v))
+            if w > 1:
+                v, x = np.convolve(v, np.ones(w) / w, mode="valid"), x[w - 1 :]
+            ax.plot(x, v, label=label)
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.get_lines():
+            ax.legend(fontsize=legend_size)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=dpi)
     plt.close(fig)
     return out
+
+
+def _plot_panels(rows: list[dict], panels: list[tuple[str, tuple[str, ...]]], out: Path, smooth: int) -> Path:
+    """One run's terms, a panel per group of terms."""
+    return _draw_panels([(title, [(k, rows, k) for k in keys]) for title, keys in panels], out,
+                        lambda n: smooth if n > smooth else 1, panel_width=5.5, dpi=110)
 
 
 def compare_curves(run_dirs: dict[str, Path], keys: tuple[str, ...], out: Path, smooth: int = 10) -> Path:
     """Runs side by side: one panel per logged term, one line per run (smoothed over ``smooth``
     log lines, at most a twentieth of a run's lines); runs without a loss log are left out."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     logs = {name: _loss_rows(d) for name, d in run_dirs.items() if (Path(d) / "loss_log.jsonl").is_file()}
-    fig, axes = plt.subplots(1, len(keys), figsize=(5.0 * len(keys), 3.8))
-    for ax, k in zip(np.atleast_1d(axes), keys):
-        for name, rows in logs.items():
-            logged = [r for r in rows if k in r]
-            if not logged:
-                continue
-            x, v = np.array([r["step"] for r in logged]), np.array([r[k] for r in logged])
-            w = min(smooth, max(1, len(v) // 20))
-            if w > 1:
-                v, x = np.convolve(v, np.ones(w) / w, mode="valid"), x[w - 1 :]
-            ax.plot(x, v, label=name)
-        ax.set_title(k)
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-        if ax.get_lines():
-            ax.legend(fontsize=7)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return _draw_panels([(k, [(name, rows, k) for name, rows in logs.items()]) for k in keys], out,
+                        lambda n: min(smooth, max(1, n // 20)), panel_width=5.0, dpi=100, legend_size=7)
 
 
 def loss_curves(run_dir: Path, out: Path, smooth: int = 10) -> Path:

@@ -26,9 +26,6 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-POLICIES = ("color", "translation", "cutout")
-
-
 def _uniform(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     """One U(lo, hi) draw per image, shaped to broadcast over (C, H, W)."""
     return torch.rand(x.shape[0], 1, 1, 1, device=x.device, dtype=x.dtype) * (hi - lo) + lo
@@ -77,6 +74,7 @@ def cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
 
 
 _OPS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"color": color, "translation": translation, "cutout": cutout}
+POLICIES = tuple(_OPS)
 
 
 def parse_policy(policy: str | Sequence[str]) -> tuple[str, ...]:
@@ -89,10 +87,14 @@ def parse_policy(policy: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
-def diff_augment(x: torch.Tensor, policy: str | Sequence[str]) -> torch.Tensor:
-    for name in parse_policy(policy):
+def _apply(x: torch.Tensor, names: tuple[str, ...]) -> torch.Tensor:
+    for name in names:
         x = _OPS[name](x)
     return x.contiguous()
+
+
+def diff_augment(x: torch.Tensor, policy: str | Sequence[str]) -> torch.Tensor:
+    return _apply(x, parse_policy(policy))
 
 
 class AugmentedCritic(nn.Module):
@@ -104,4 +106,4 @@ class AugmentedCritic(nn.Module):
         self.policy = parse_policy(policy)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.D(diff_augment(x, self.policy))
+        return self.D(_apply(x, self.policy))  # parsed once, in __init__

@@ -23,7 +23,8 @@ from pathlib import Path
 from core.manifest import ModelManifest
 from training.doodle.evaluate import ANIME_HOLDOUT_START, RealReference, heldout_faces, realism_and_diversity
 from training.doodle.report import random_faces
-from training.report import labelled_grid, markdown_table
+from training.report import labelled_grid, markdown_table, named_folders
+from training.train_gan import generator_weights_file
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,13 @@ def _saw_heldout(folder: Path) -> str:
         return "yes"
     start = config.get("init_generator")
     if start:
-        start = Path(start) if Path(start).is_dir() else Path(start).parent
-        if not (start / "manifest.json").is_file():
+        try:
+            start_dir = generator_weights_file(start).parent
+        except FileNotFoundError:
             return "unknown"
-        if _saw_heldout(start) != "no":
+        if not (start_dir / "manifest.json").is_file():
+            return "unknown"
+        if _saw_heldout(start_dir) != "no":
             return "through its start"
     return "no"
 
@@ -87,12 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--count", type=int, default=400, help="faces per prior and truncation")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    models = {}
-    for item in args.model:
-        name, sep, folder = item.partition("=")
-        if not sep or not name or not folder:
-            p.error(f"--model takes NAME=FOLDER, got {item!r}")
-        models[name] = Path(folder)
+    try:
+        models = named_folders(args.model)
+    except ValueError as err:
+        p.error(f"--model: {err}")
     summary = compare_priors(models, args.data_dir, args.out, count=args.count)
     print((args.out / "priors.md").read_text())
     return 0 if summary["rows"] else 1
