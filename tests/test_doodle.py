@@ -233,7 +233,8 @@ def test_priors_are_compared_on_held_out_faces_beside_real_ones(tmp_path, data_d
     from training.prior.compare import main
 
     out = tmp_path / "cmp"
-    assert main(["--model", f"shipped={PRIOR}", "--out", str(out), "--data-dir", str(data_dir), "--count", "60"]) == 0
+    assert main(["--model", f"shipped={PRIOR}", "--out", str(out), "--data-dir", str(data_dir), "--count", "60",
+                 "--detect-seeds", "0"]) == 0  # the classifiers have their own test (test_metrics)
     rows = json.loads((out / "priors.json").read_text())["rows"]
     assert list(rows) == ["shipped, psi 1.0", "shipped, psi 0.7", "real anime faces (second held-out set)"]
     real = rows["real anime faces (second held-out set)"]
@@ -242,6 +243,8 @@ def test_priors_are_compared_on_held_out_faces_beside_real_ones(tmp_path, data_d
     assert all(rows[f"shipped, psi {p}"]["fd_randconv_ratio"] > 1.5 for p in (1.0, 0.7))
     assert rows["shipped, psi 0.7"]["diversity_ratio"] < rows["shipped, psi 1.0"]["diversity_ratio"]
     assert rows["shipped, psi 1.0"]["held_out_seen"] == "yes"  # the first prior trained on every face
+    assert all(rows[f"shipped, psi {p}"]["swd_texture1_ratio"] > 1.5 for p in (1.0, 0.7))
+    assert real["swd_texture1_ratio"] == pytest.approx(1.0) and real["told_apart_auc"] == "-"
     assert "| shipped, psi 0.7 |" in (out / "priors.md").read_text()
     assert Image.open(out / "priors_grid.png").size == (150 + 12 * 64, 2 * 64)
     with pytest.raises(SystemExit):

@@ -517,3 +517,43 @@ def test_a_diffaugment_fine_tune_starts_from_exported_weights(runs, tmp_path, da
         GANTrainer(tiny("stylegan", ngf=8, init_generator=str(model)), tmp_path / "bad", data_dir)
     with pytest.raises(FileNotFoundError, match="no generator weights"):
         GANTrainer(tiny("stylegan", init_generator=str(tmp_path / "nowhere")), tmp_path / "bad2", data_dir)
+
+
+def test_a_fine_tune_keeps_the_coarse_layers_and_starts_from_the_exported_discriminator(runs, tmp_path, data_dir):
+    """freeze_g_through keeps the mapping (and w_avg) and the layers up to that side exactly as
+    they were while the finer ones train; init_discriminator starts D from the export's weights."""
+    trainer, _, _ = runs("stylegan")
+    model = tmp_path / "model"
+    export_gan_run(trainer.run_dir, model, name="anime_faces", version="t")
+    config = tiny("stylegan", init_generator=str(model), init_discriminator=str(model), freeze_g_through=8, seed=5)
+    tuned = GANTrainer(config, tmp_path / "tune", data_dir)
+    start_D = _params(trainer.D)
+    assert all(torch.equal(_params(tuned.D)[k], start_D[k]) for k in start_D)
+    start = _params(trainer.G_ema)
+    tuned.run()
+    assert tuned.step == 2
+    fixed = set(tuned.G.parameter_names_through(8)) | {"mapping.w_avg"}
+    assert any(k.startswith("mapping.") for k in fixed) and "synthesis.blocks.0.conv0.conv.weight" in fixed
+    assert "synthesis.blocks.1.conv0.conv.weight" not in fixed  # the 16 px block trains
+    for net in (tuned.G, tuned.G_ema):
+        got = _params(net)
+        changed = {k for k in start if not torch.equal(got[k], start[k])}
+        assert changed and not changed & fixed, sorted(changed & fixed)
+        assert all(k.startswith("synthesis.blocks.1.") for k in changed), sorted(changed)
+        assert any(k.endswith("noise_strength") for k in changed)  # noise strengths train unless frozen
+    assert not all(torch.equal(_params(tuned.D)[k], start_D[k]) for k in start_D)  # D trains on
+    # freeze_noise keeps every noise strength (and only those) where it started
+    quiet = GANTrainer(tiny("stylegan", init_generator=str(model), freeze_noise=True, seed=5), tmp_path / "quiet", data_dir)
+    quiet.run()
+    got = _params(quiet.G)
+    noise = {k for k in start if k.endswith("noise_strength")}
+    assert noise and all(torch.equal(got[k], start[k]) for k in noise)
+    assert any(not torch.equal(got[k], start[k]) for k in start if k.startswith("mapping.layers"))
+    # everything trains without them; a side that fixes the whole generator is refused
+    assert tiny("stylegan").freeze_g_through == 0 and not tiny("stylegan").freeze_noise
+    with pytest.raises(ValueError, match="keeps the whole 16 px generator fixed"):
+        GANTrainer(tiny("stylegan", freeze_g_through=16), tmp_path / "all", data_dir)
+    with pytest.raises(FileNotFoundError, match="no discriminator weights"):
+        GANTrainer(tiny("stylegan", init_discriminator=str(tmp_path / "nowhere")), tmp_path / "bad", data_dir)
+    with pytest.raises(ValueError, match="does not fit a discriminator of this config"):
+        GANTrainer(tiny("stylegan", ndf=8, init_discriminator=str(model)), tmp_path / "bad2", data_dir)

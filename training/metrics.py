@@ -115,6 +115,80 @@ def frechet_distance(a: FeatureStats, b: FeatureStats, eps: float = 1e-6) -> flo
     return float(diff @ diff + np.trace(s_a) + np.trace(s_b) - 2.0 * np.trace(covmean))
 
 
+# ---------------------------------------------------------------------------------------------
+# Fine texture: sliced Wasserstein distance of Laplacian-pyramid patches.
+
+_BINOMIAL = np.array([1.0, 4.0, 6.0, 4.0, 1.0], np.float32) / 16.0
+
+
+def _blur5(x: np.ndarray) -> np.ndarray:
+    """Separable 5-tap binomial blur of (N, H, W, C) images, edges reflected."""
+    pad = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="reflect")
+    h, w = x.shape[1:3]
+    rows = sum(k * pad[:, i : i + h] for i, k in enumerate(_BINOMIAL))
+    return sum(k * rows[:, :, i : i + w] for i, k in enumerate(_BINOMIAL))
+
+
+def laplacian_bands(images: np.ndarray, levels: int) -> list[np.ndarray]:
+    """uint8 (N, S, S, 3) -> ``levels`` band-pass images, finest first: each level is the image
+    minus its binomial blur (what lives at that scale and only there), and the next level is the
+    blur at half the side."""
+    x = images.astype(np.float32) / 127.5 - 1.0
+    bands = []
+    for _ in range(levels):
+        low = _blur5(x)
+        bands.append(x - low)
+        x = low[:, ::2, ::2]
+    return bands
+
+
+def _patches(band: np.ndarray, count: int, rng: np.random.Generator, size: int = 7) -> np.ndarray:
+    """``count`` random size x size patches of a band (N, H, W, C), flattened."""
+    n, h, w, _ = band.shape
+    i = rng.integers(0, n, count)
+    y = rng.integers(0, h - size + 1, count)
+    x = rng.integers(0, w - size + 1, count)
+    offsets = np.arange(size)
+    rows = (y[:, None] + offsets)[:, :, None]
+    cols = (x[:, None] + offsets)[:, None, :]
+    return band[i[:, None, None], rows, cols].reshape(count, -1)
+
+
+class LaplacianSWD:
+    """How real the fine texture of a set of images is: the sliced Wasserstein distance (as in
+    ProGAN's multi-scale SWD) between 7x7 patches of the images' Laplacian bands and those of a
+    reference set. The pooled-pixel and random-conv distances hardly see a face grown grainy or
+    blotchy at 1-2 px; this does. Every set gives the same number of patches (drawn with a fixed
+    seed), normalised with the reference's per-channel mean and spread, projected on the same
+    random unit directions; the distance is the mean over directions of the mean absolute gap
+    between the sorted projections. Level 0 is the finest (the full side), level 1 half of it."""
+
+    def __init__(self, reference: np.ndarray, levels: int = 2, patches: int = 16384, directions: int = 512,
+                 seed: int = 0):
+        self.levels, self.patches, self.seed = levels, patches, seed
+        ref = self._descriptors(reference)
+        self.mean = [d.reshape(len(d), -1, 3).mean(axis=(0, 1)) for d in ref]
+        self.std = [d.reshape(len(d), -1, 3).std(axis=(0, 1)) + 1e-8 for d in ref]
+        rng = np.random.default_rng([seed, 1])
+        dims = ref[0].shape[1]
+        dirs = rng.standard_normal((dims, directions)).astype(np.float32)
+        self.directions = dirs / np.linalg.norm(dirs, axis=0, keepdims=True)
+        self.reference = [self._projected(d, level) for level, d in enumerate(ref)]
+
+    def _descriptors(self, images: np.ndarray) -> list[np.ndarray]:
+        rng = np.random.default_rng([self.seed, 0])
+        return [_patches(band, self.patches, rng) for band in laplacian_bands(images, self.levels)]
+
+    def _projected(self, d: np.ndarray, level: int) -> np.ndarray:
+        normal = (d.reshape(len(d), -1, 3) - self.mean[level]) / self.std[level]
+        return np.sort(normal.reshape(len(d), -1) @ self.directions, axis=0)
+
+    def distances(self, images: np.ndarray) -> list[float]:
+        """One distance per level, finest first (0: the reference's own patches)."""
+        return [float(np.abs(self._projected(d, level) - self.reference[level]).mean())
+                for level, d in enumerate(self._descriptors(images))]
+
+
 def polynomial_mmd2(x: np.ndarray, y: np.ndarray) -> float:
     """Unbiased MMD^2 of two equal-size sets with the kernel k(a, b) = (a.b / d + 1)^3."""
     m, d = x.shape

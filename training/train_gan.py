@@ -90,32 +90,47 @@ def build_networks(c: GANConfig) -> tuple[nn.Module, nn.Module]:
     return G, D
 
 
-def generator_weights_file(path: str | Path) -> Path:
-    """An ``init_generator`` setting -> the safetensors file: a model folder's generator.safetensors,
-    or the file itself."""
+def weights_file(path: str | Path, network: str = "generator") -> Path:
+    """An ``init_generator`` / ``init_discriminator`` setting -> the safetensors file: a model
+    folder's ``<network>.safetensors``, or the file itself."""
     path = Path(path)
     if path.is_dir():
-        path = path / "generator.safetensors"
+        path = path / f"{network}.safetensors"
     if not path.is_file():
-        raise FileNotFoundError(f"init_generator: no generator weights at {path} "
-                                "(give an exported model folder with generator.safetensors, or the file)")
+        raise FileNotFoundError(f"init_{network}: no {network} weights at {path} "
+                                f"(give an exported model folder with {network}.safetensors, or the file)")
     return path
 
 
-def load_generator_weights(G: nn.Module, path: str | Path) -> Path:
-    """Load a generator's torch weights (safetensors) into ``G``; the shapes must be this config's."""
+def load_network_weights(net: nn.Module, path: str | Path, network: str = "generator") -> Path:
+    """Load a generator's or discriminator's torch weights (safetensors) into ``net``; the shapes
+    must be this config's."""
     from safetensors.torch import load_file
 
-    path = generator_weights_file(path)
+    path = weights_file(path, network)
     state = load_file(str(path))
     try:
-        G.load_state_dict(state)
+        net.load_state_dict(state)
     except RuntimeError as err:
         first = str(err).strip().splitlines()[:4]
-        raise ValueError(f"init_generator {path} does not fit a generator of this config "
-                         f"(compare its ngf, max_channels, z_dim, w_dim, image_size): {' '.join(first)}") from None
-    log.info("generator starts from %s", path)
+        raise ValueError(f"init_{network} {path} does not fit a {network} of this config "
+                         f"(compare its ngf, ndf, max_channels, z_dim, w_dim, image_size): {' '.join(first)}") from None
+    log.info("%s starts from %s", network, path)
     return path
+
+
+def freeze_generator(G: StyleGenerator, through: int, noise: bool = False) -> list[str]:
+    """Keep the mapping network and every synthesis layer up to ``through`` px (0: none), and with
+    ``noise`` every noise strength, as they are (``requires_grad`` off); returns the names of the
+    parameters that still train."""
+    fixed = set(G.parameter_names_through(through)) if through else set()
+    for name, p in G.named_parameters():
+        p.requires_grad_(name not in fixed and not (noise and name.endswith("noise_strength")))
+    trained = [name for name, p in G.named_parameters() if p.requires_grad]
+    if not trained:
+        raise ValueError(f"freeze_g_through {through} keeps the whole {G.image_size} px generator fixed: "
+                         f"give a side below {G.image_size}")
+    return trained
 
 
 def build_loss(c: GANConfig) -> CrossEntropyLoss | LeastSquaresLoss | WassersteinDivLoss:
@@ -173,7 +188,16 @@ class GANTrainer:
         self.device = torch.device(device)
         self.G, self.D = build_networks(c)
         if c.init_generator:
-            load_generator_weights(self.G, c.init_generator)
+            load_network_weights(self.G, c.init_generator, "generator")
+        if c.init_discriminator:
+            load_network_weights(self.D, c.init_discriminator, "discriminator")
+        self.freeze_through = c.freeze_g_through if isinstance(c, StyleGANConfig) else 0
+        if self.freeze_through or getattr(c, "freeze_noise", False):
+            assert isinstance(self.G, StyleGenerator) and isinstance(c, StyleGANConfig)
+            trained = freeze_generator(self.G, self.freeze_through, c.freeze_noise)
+            log.info("generator: the layers up to %d px (and the mapping if any)%s stay fixed; %d of %d tensors train",
+                     self.freeze_through, " and the noise strengths" if c.freeze_noise else "", len(trained),
+                     len(list(self.G.parameters())))
         self.G.to(self.device)
         self.D.to(self.device)
         self.G_ema: nn.Module | None = None
@@ -183,7 +207,7 @@ class GANTrainer:
         # what the losses and R1 call: D itself, or D behind the differentiable augmentation
         policy = parse_policy(c.diffaugment)
         self.critic: nn.Module = AugmentedCritic(self.D, policy) if policy else self.D
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=c.lr_g, betas=(c.beta1, c.beta2))
+        self.opt_G = torch.optim.Adam([p for p in self.G.parameters() if p.requires_grad], lr=c.lr_g, betas=(c.beta1, c.beta2))
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=c.lr_d, betas=(c.beta1, c.beta2))
         self.n_critic = c.n_critic if isinstance(c, WGANDivConfig) else 1
         # Latents of the sample grids and of the metric: fixed for the whole run.
@@ -292,7 +316,8 @@ class GANTrainer:
             last = i == self.n_critic - 1
             with torch.set_grad_enabled(last and step >= c.d_warmup_steps):  # only the last G(z) feeds G's update
                 if stylegan:
-                    fake = self.G.synthesis(self.G.training_ws(self.latents(), self.latents(), c.style_mixing_prob))
+                    fake = self.G.synthesis(self.G.training_ws(self.latents(), self.latents(), c.style_mixing_prob,
+                                                                track_w_avg=not self.freeze_through))
                 else:
                     fake = self.G(self.latents())
             self.opt_D.zero_grad(set_to_none=True)

@@ -53,6 +53,10 @@ class GANConfig(BaseModel):
         None, max_length=500,
         description="start the generator from these torch weights (an exported model folder with generator.safetensors, "
                     "or the file itself) to fine-tune it; the discriminator starts new (empty: from scratch)")
+    init_discriminator: str | None = Field(
+        None, max_length=500,
+        description="start the discriminator from these torch weights (an exported model folder with "
+                    "discriminator.safetensors, or the file itself), so a fine-tune needs no warm-up (empty: new)")
     d_warmup_steps: int = Field(
         0, ge=0, description="the first N steps update only the discriminator, so a new one catches up with a "
                              "fine-tuned generator before it steers it")
@@ -143,6 +147,13 @@ class StyleGANConfig(GANConfig):
     r1_every: int = Field(16, ge=1, description="lazy regularisation: R1 every N steps, scaled by N")
     mbstd_group: int = Field(4, ge=1, le=64, description="minibatch standard deviation group size in the discriminator")
     sample_truncation: float = Field(0.7, ge=0, le=1, description="truncation psi of the sample grids (1: none)")
+    freeze_g_through: Literal[0, 4, 8, 16, 32] = Field(
+        0, description="fine-tuning: keep the mapping network (and its w_avg) and every synthesis layer up to this side "
+                       "in pixels as they are, so the pose and face shape that latent walks and encoders learned stay "
+                       "while the finer layers (texture, colour) train (0: everything trains)")
+    freeze_noise: bool = Field(
+        False, description="fine-tuning: keep every layer's noise strength as it starts. Exports draw each layer's noise "
+                           "from one constant map, so a strength that a fine-tune grows prints the same grain on every face")
 
 
 GAN_CONFIGS: dict[str, type[GANConfig]] = {

@@ -7,7 +7,11 @@ to real data, and no single number is read alone:
 - **realism**: Fréchet distances between the faces and held-out real anime faces, on pixels
   average-pooled to 4x4 and to 8x8 and on the substitute random-conv features (``randconv``);
   the same distances for a second set of held-out real faces give the floor (ratio 1), and
-  random StyleGAN faces are measured in the same run by the caller as another row.
+  random StyleGAN faces are measured in the same run by the caller as another row. Those
+  distances hardly see fine texture (a face grown grainy or blotchy at 1-2 px), so beside them
+  stands **texture**: the sliced Wasserstein distance of 7x7 patches of the faces' Laplacian
+  bands at the full side and at half of it (``training.metrics.LaplacianSWD``), with the same
+  floor.
 - **diversity**: the mean L1 distance between the faces of different drawings, and the
   **colour spread**, the root of the total variance of the faces' mean colours; both as ratios
   to the same among real faces.
@@ -49,7 +53,7 @@ from core.drawing import rasterize
 from training.data import edge_sketches, load_anime_faces, load_quickdraw
 from training.doodles import DoodleParams, draw_doodle, edited, sample_doodle_params
 from training.doodle.measure import face_measures, follow_scores
-from training.metrics import FeatureStats, RandomConvFeatures, frechet_distance
+from training.metrics import FeatureStats, LaplacianSWD, RandomConvFeatures, frechet_distance
 
 #: Anime faces from this index on are held out for evaluation.
 ANIME_HOLDOUT_START = 13400
@@ -88,6 +92,7 @@ class RealReference:
     floor: dict[str, float]          # the distance of the second real set: ratio 1
     diversity: float
     colour_spread: float
+    texture: LaplacianSWD
 
     @classmethod
     def of(cls, reference: np.ndarray, comparison: np.ndarray) -> "RealReference":
@@ -95,7 +100,9 @@ class RealReference:
         stats = {k: FeatureStats.of(v) for k, v in feats.items()}
         cmp = _features(comparison)
         floor = {k: frechet_distance(FeatureStats.of(cmp[k]), stats[k]) for k in stats}
-        return cls(stats, floor, pairwise_l1(comparison), colour_spread(comparison))
+        texture = LaplacianSWD(reference)
+        floor.update(_texture(texture, comparison))
+        return cls(stats, floor, pairwise_l1(comparison), colour_spread(comparison), texture)
 
 
 _RANDCONV = None
@@ -107,6 +114,13 @@ def _features(images: np.ndarray) -> dict[str, np.ndarray]:
         _RANDCONV = RandomConvFeatures()
     return {"pixels4": _pooled(images, 4), "pixels8": _pooled(images, 8),
             "randconv": _RANDCONV.features(images, batch_size=100)}
+
+
+def _texture(swd: LaplacianSWD, images: np.ndarray) -> dict[str, float]:
+    """The Laplacian-patch SWD at the full side (``texture1``: 1-2 px detail) and at half of it
+    (``texture2``)."""
+    fine, coarse = swd.distances(images)
+    return {"texture1": fine, "texture2": coarse}
 
 
 def pairwise_l1(images: np.ndarray, max_pairs: int = 20000, seed: int = 0) -> float:
@@ -132,6 +146,9 @@ def realism_and_diversity(faces: np.ndarray, real: RealReference) -> dict[str, f
         fd = frechet_distance(FeatureStats.of(f), real.stats[k])
         out[f"fd_{k}"] = fd
         out[f"fd_{k}_ratio"] = fd / real.floor[k]
+    for k, d in _texture(real.texture, faces).items():
+        out[f"swd_{k}"] = d
+        out[f"swd_{k}_ratio"] = d / real.floor[k]
     out["diversity"] = pairwise_l1(faces)
     out["diversity_ratio"] = out["diversity"] / real.diversity
     out["colour_spread"] = colour_spread(faces)

@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 COLUMNS = (
     ("fd_pixels4_ratio", "realism: pixels 4x4"), ("fd_pixels8_ratio", "pixels 8x8"),
-    ("fd_randconv_ratio", "rand-conv"), ("diversity_ratio", "diversity"),
+    ("fd_randconv_ratio", "rand-conv"), ("swd_texture1_ratio", "texture 1 px"),
+    ("swd_texture2_ratio", "texture 2 px"), ("diversity_ratio", "diversity"),
     ("colour_spread_ratio", "colour spread"), ("match_top1_fine", "match top-1 fine"),
     ("match_top1_coarse", "coarse"),
 )

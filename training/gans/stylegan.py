@@ -290,12 +290,25 @@ class StyleGenerator(nn.Module):
     def forward(self, z: torch.Tensor, psi: float = 1.0, noise_mode: NoiseMode = "random") -> torch.Tensor:
         return self.synthesis(self.broadcast(self.mapping(z, psi)), noise_mode)
 
-    def training_ws(self, z: torch.Tensor, z2: torch.Tensor, mixing_prob: float) -> torch.Tensor:
-        """The ws of a training batch, tracking ``w_avg``. Style mixing regularisation: with
+    def parameter_names_through(self, resolution: int) -> list[str]:
+        """Names of the parameters that make the picture up to ``resolution`` px: the mapping
+        network, the constant, the 4 px layer and toRGB, and every block of that side or less."""
+        names = []
+        for name, _ in self.named_parameters():
+            parts = name.split(".")
+            if parts[0] == "mapping" or parts[1] in ("const", "conv4", "torgb4"):
+                names.append(name)
+            elif parts[1] == "blocks" and 8 << int(parts[2]) <= resolution:
+                names.append(name)
+        return names
+
+    def training_ws(self, z: torch.Tensor, z2: torch.Tensor, mixing_prob: float,
+                    track_w_avg: bool = True) -> torch.Tensor:
+        """The ws of a training batch, tracking ``w_avg`` (unless the mapping is kept fixed). Style mixing regularisation: with
         probability ``mixing_prob`` the batch switches from z's styles to z2's at a random layer
         (1..num_ws-1), so no layer can rely on its neighbours reading the same style. Draws from
         torch's global generator (the trainer seeds it per step)."""
-        ws = self.broadcast(self.mapping(z, track_w_avg=True))
+        ws = self.broadcast(self.mapping(z, track_w_avg=track_w_avg))
         mix = torch.rand(()).item() < mixing_prob
         cutoff = int(torch.randint(1, self.num_ws, ()).item())
         if mix:
