@@ -256,7 +256,7 @@ def cmd_evaluate_drawing(args: argparse.Namespace) -> int:
         settings.models_dir / name for name in settings.drawing_models if (settings.models_dir / name).is_dir()]
     prior = Path(args.prior) if args.prior else settings.models_dir / settings.face_model
     summary = EVALUATE_DRAWING.load()(folders, prior, data_dir, Path(args.out), doodles=args.doodles,
-                                      cache_dir=settings.metrics_cache_dir)
+                                      cache_dir=settings.metrics_cache_dir, detect_seeds=args.detect_seeds)
     print((Path(args.out) / "drawing_eval.md").read_text())
     print(f"{len(summary['rows'])} rows in {summary['wall_s']} s; figures in {args.out}")
     return 0
@@ -416,6 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prior", type=str, default=None, help="the StyleGAN whose random faces are the baseline "
                                                             "(default: settings.face_model)")
     p.add_argument("--doodles", type=int, default=400, help="held-out real doodles (a multiple of 50)")
+    p.add_argument("--detect-seeds", type=int, default=2,
+                   help="fresh real-vs-generated classifiers per row for the told-apart column (0: none; "
+                        "about 15 s each on two CPU cores)")
     p.add_argument("--out", type=str, required=True, help="folder for drawing_eval.json / .md and the grids")
     p.add_argument("--data-dir", type=str, default=None, help="data folder (default: settings.data_dir)")
     p.set_defaults(func=cmd_evaluate_drawing)

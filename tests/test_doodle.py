@@ -251,6 +251,39 @@ def test_priors_are_compared_on_held_out_faces_beside_real_ones(tmp_path, data_d
         main(["--model", "nameless", "--out", str(out), "--data-dir", str(data_dir)])
 
 
+def test_the_drawing_evaluation_measures_every_row_on_the_same_held_out_doodles(tmp_path, data_dir, monkeypatch):
+    """evaluate-drawing end to end on 50 held-out doodles (a briefly trained reader, quick
+    classifiers): every row with every column, and the figures point the right way."""
+    from PIL import Image
+
+    import training.doodle.report as report
+    from training.detectability import detectability
+
+    monkeypatch.setattr(report, "detectability", lambda *a, **kw: detectability(*a, **{**kw, "steps": 30, "batch": 32}))
+    out = tmp_path / "eval"
+    summary = report.evaluate_drawing_models([ROOT / "models" / "doodle_encoder"], PRIOR, data_dir, out, doodles=50,
+                                             detect_seeds=1, reader_steps=300)
+    rows = summary["rows"]
+    model, follow1 = "doodle_encoder v1 (default)", "doodle_encoder v1 (follow 1)"
+    randoms = ["random StyleGAN faces, psi 0.7", "random StyleGAN faces, psi 1.0"]
+    assert list(rows) == [model, follow1, *randoms, "real anime faces (second held-out set)"]
+    real = rows["real anime faces (second held-out set)"]
+    assert real["told_apart_auc"] == "-"
+    for name in (model, follow1, *randoms):
+        r = rows[name]
+        assert 0.0 <= r["told_apart_auc"] <= 1.0
+        # 50 real faces are closer to the real reference than 50 generated ones, on every distance
+        assert all(r[k] > real[k] for k in ("fd_pixels4_ratio", "fd_randconv_ratio", "swd_texture1_ratio")), name
+    # the drawing reaches the face (tilt); random faces know nothing of the drawing
+    assert rows[model]["follow_tilt"] > 0.3 and all(abs(rows[n]["follow_tilt"]) < 0.3 for n in randoms)
+    edits = rows[model]["edits"]
+    assert edits["tilt left -> right"]["agreement"] >= 0.9 and edits["eyes small -> big"]["agreement"] >= 0.9
+    assert "edits" not in rows[randoms[0]] and len(list((out / "edits").glob("*.png"))) == 2 * len(edits)
+    md = (out / "drawing_eval.md").read_text()
+    assert "told apart (AUC)" in md and "texture 1 px" in md and f"| {model} |" in md
+    assert Image.open(out / "side_by_side.png").size == (12 * 64, 5 * 64)
+
+
 def test_a_prior_comparison_says_which_priors_saw_the_held_out_faces(tmp_path):
     from training.prior.compare import _saw_heldout
 

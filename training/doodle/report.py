@@ -6,6 +6,12 @@ encoder at its default, at "follow" 1, and with one fixed palette seed, which is
 controlled edits are read: the face's identity then cannot change with the drawing, so what
 changes is what the drawing says), random StyleGAN faces at psi 0.7 and 1.0, and the second set
 of real faces. Writes ``drawing_eval.json``, ``drawing_eval.md`` (the table) and the grids.
+
+Besides the columns of ``training.doodle.evaluate``, each row of generated faces gets **told
+apart**: the held-out AUC of fresh classifiers trained to tell its faces from real ones
+(``training.detectability``; 0.5: they cannot), the realism measure that grain, blur or broken
+eyes cannot fool. Its faces are split by drawing (three quarters to train on, the rest to score),
+the real ones by the fixed held-out sets.
 """
 
 from __future__ import annotations
@@ -29,14 +35,15 @@ from training.doodle.evaluate import (
     heldout_faces,
     side_by_side,
 )
-from training.doodle.measure import DoodleReader
+from training.detectability import detectability
+from training.doodle.measure import READER_STEPS, DoodleReader
 
 log = logging.getLogger(__name__)
 
 COLUMNS = (
     ("fd_pixels4_ratio", "realism: pixels 4x4"), ("fd_pixels8_ratio", "pixels 8x8"),
     ("fd_randconv_ratio", "rand-conv"), ("swd_texture1_ratio", "texture 1 px"),
-    ("swd_texture2_ratio", "texture 2 px"), ("diversity_ratio", "diversity"),
+    ("swd_texture2_ratio", "texture 2 px"), ("told_apart_auc", "told apart (AUC)"), ("diversity_ratio", "diversity"),
     ("colour_spread_ratio", "colour spread"), ("match_top1_fine", "match top-1 fine"),
     ("match_top1_coarse", "coarse"),
 )
@@ -72,17 +79,31 @@ def random_faces(prior: Path, n: int, psi: float, seed: int = 5) -> np.ndarray:
     return np.stack(out)
 
 
+def told_apart(faces: np.ndarray, ref: np.ndarray, cmp_: np.ndarray, seeds: int) -> float | str:
+    """Mean held-out AUC of ``seeds`` fresh classifiers telling the faces from real ones
+    (``training.detectability``): trained on the faces of the first three quarters of the
+    drawings against the reference faces, scored on the last quarter's against the second real
+    set ("-" when ``seeds`` is 0)."""
+    if seeds <= 0:
+        return "-"
+    split = len(faces) * 3 // 4
+    aucs = [detectability(ref, faces[:split], cmp_, faces[split:], seed=s) for s in range(seeds)]
+    return float(sum(aucs) / len(aucs))
+
+
 def evaluate_drawing_models(folders: list[Path], prior: Path, data_dir: Path, out: Path, *,
                             providers: list[str] | None = None, doodles: int = 400,
-                            cache_dir: Path | None = None) -> dict:
+                            cache_dir: Path | None = None, detect_seeds: int = 2,
+                            reader_steps: int = READER_STEPS) -> dict:
     """Every row measured on the same held-out doodles and faces: see the module's docstring.
-    ``cache_dir`` keeps the evaluation's doodle reader between runs."""
+    ``cache_dir`` keeps the evaluation's doodle reader between runs; ``detect_seeds`` classifiers
+    per row give the told-apart column (0: none)."""
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     ref, cmp_ = heldout_faces(data_dir)
     real = RealReference.of(ref, cmp_)
     held = heldout_doodles(data_dir, doodles)
-    readings = DoodleReader(cache_dir).read(held)
+    readings = DoodleReader(cache_dir, steps=reader_steps).read(held)
     results: dict[str, dict] = {}
     shown: dict[str, np.ndarray] = {}
     for folder in folders:
@@ -90,14 +111,18 @@ def evaluate_drawing_models(folders: list[Path], prior: Path, data_dir: Path, ou
             log.info("measuring %s", row)
             faces = paint(held)
             r = evaluate_faces(faces, held, real, readings)
+            r["told_apart_auc"] = told_apart(faces, ref, cmp_, detect_seeds)
             r["edits"] = controlled_edits(edit_paint, grid_dir=out / "edits", label=row)
             results[row] = r
             shown[row] = faces[:12]
     for psi in (0.7, 1.0):
         faces = random_faces(prior, len(held), psi)
-        results[f"random StyleGAN faces, psi {psi}"] = evaluate_faces(faces, held, real, readings)
+        results[f"random StyleGAN faces, psi {psi}"] = {**evaluate_faces(faces, held, real, readings),
+                                                        "told_apart_auc": told_apart(faces, ref, cmp_, detect_seeds)}
         shown[f"random psi {psi}"] = faces[:12]
-    results["real anime faces (second held-out set)"] = evaluate_faces(cmp_, held, real, readings)
+    # as many real faces as every other row has (all 400 at the default)
+    results["real anime faces (second held-out set)"] = {**evaluate_faces(cmp_[:len(held)], held, real, readings),
+                                                         "told_apart_auc": "-"}
     side_by_side(held, shown, out / "side_by_side.png")
     summary = {"doodles": len(held), "real_reference": len(ref), "real_second_set": len(cmp_),
                "floor": real.floor, "wall_s": round(time.perf_counter() - t0, 1),
