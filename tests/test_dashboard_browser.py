@@ -61,7 +61,7 @@ def deployment(tmp_path_factory):
     try:
         yield base, api, worker
     finally:
-        worker.stop()
+        worker.discard()
         api.stop()
 
 

@@ -119,7 +119,7 @@ def deployment(models_dir, tmp_path_factory):
         yield Deployment(base, state, client, api, worker, num_ws)
     finally:
         client.close()
-        worker.stop()
+        worker.discard()
         api.stop()
 
 
@@ -354,7 +354,7 @@ def test_without_a_worker_the_answer_is_202_then_the_picture(models_dir, tmp_pat
                 assert db.execute("SELECT COUNT(*), MIN(status) FROM sample_requests").fetchone() == (1, "done")
     finally:
         if worker is not None:
-            worker.stop()
+            worker.discard()
         api.stop()
 
 

@@ -78,7 +78,7 @@ def deployment(api):
         yield env, client, worker, None
     finally:
         for w in workers:
-            w.stop()
+            w.discard()
 
 
 def _job(client: httpx.Client, job_id: int) -> dict:

@@ -34,6 +34,7 @@ FOLLOW_PAIRS = (
 )
 READER_SEED = 7001
 READER_STEPS = 4000
+READER_POOL = 12000
 
 
 def roll_degrees(faces: np.ndarray, search: float = 30.0, step: float = 2.5) -> np.ndarray:
@@ -119,7 +120,9 @@ class DoodleReader:
 
         log.info("training the evaluation's doodle reader (seed %d, %d steps)", seed, steps)
         torch.manual_seed(seed)
-        bitmaps, attrs = synthetic_pool(12000, seed=seed)
+        # 12,000 drawings for the full reader; one trained briefly sees fewer, and drawing them
+        # is most of its cost (about 10 examples per step, each seen about 5 times)
+        bitmaps, attrs = synthetic_pool(min(READER_POOL, 10 * steps), seed=seed)
         binary = np.array([a in BINARY for a in self.names])
         mean, std = attrs.mean(0), attrs.std(0) + 1e-6
         mean[binary], std[binary] = 0.0, 1.0
