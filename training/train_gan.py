@@ -191,12 +191,11 @@ class GANTrainer:
             load_network_weights(self.G, c.init_generator, "generator")
         if c.init_discriminator:
             load_network_weights(self.D, c.init_discriminator, "discriminator")
-        self.freeze_through = c.freeze_g_through if isinstance(c, StyleGANConfig) else 0
-        if self.freeze_through or getattr(c, "freeze_noise", False):
-            assert isinstance(self.G, StyleGenerator) and isinstance(c, StyleGANConfig)
-            trained = freeze_generator(self.G, self.freeze_through, c.freeze_noise)
+        if isinstance(c, StyleGANConfig) and (c.freeze_g_through or c.freeze_noise):
+            assert isinstance(self.G, StyleGenerator)
+            trained = freeze_generator(self.G, c.freeze_g_through, c.freeze_noise)
             log.info("generator: the layers up to %d px (and the mapping if any)%s stay fixed; %d of %d tensors train",
-                     self.freeze_through, " and the noise strengths" if c.freeze_noise else "", len(trained),
+                     c.freeze_g_through, " and the noise strengths" if c.freeze_noise else "", len(trained),
                      len(list(self.G.parameters())))
         self.G.to(self.device)
         self.D.to(self.device)
@@ -317,7 +316,7 @@ class GANTrainer:
             with torch.set_grad_enabled(last and step >= c.d_warmup_steps):  # only the last G(z) feeds G's update
                 if stylegan:
                     fake = self.G.synthesis(self.G.training_ws(self.latents(), self.latents(), c.style_mixing_prob,
-                                                                track_w_avg=not self.freeze_through))
+                                                                track_w_avg=not c.freeze_g_through))
                 else:
                     fake = self.G(self.latents())
             self.opt_D.zero_grad(set_to_none=True)

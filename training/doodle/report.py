@@ -35,7 +35,7 @@ from training.doodle.evaluate import (
     heldout_faces,
     side_by_side,
 )
-from training.detectability import detectability
+from training.detectability import told_apart
 from training.doodle.measure import READER_STEPS, DoodleReader
 
 log = logging.getLogger(__name__)
@@ -79,16 +79,12 @@ def random_faces(prior: Path, n: int, psi: float, seed: int = 5) -> np.ndarray:
     return np.stack(out)
 
 
-def told_apart(faces: np.ndarray, ref: np.ndarray, cmp_: np.ndarray, seeds: int) -> float | str:
-    """Mean held-out AUC of ``seeds`` fresh classifiers telling the faces from real ones
-    (``training.detectability``): trained on the faces of the first three quarters of the
-    drawings against the reference faces, scored on the last quarter's against the second real
-    set ("-" when ``seeds`` is 0)."""
-    if seeds <= 0:
-        return "-"
+def _told_apart(faces: np.ndarray, ref: np.ndarray, cmp_: np.ndarray, seeds: int) -> float | str:
+    """``training.detectability.told_apart`` of faces made for the held-out drawings: trained on
+    the first three quarters of the drawings' faces against the reference faces, scored on the
+    last quarter's against the second real set."""
     split = len(faces) * 3 // 4
-    aucs = [detectability(ref, faces[:split], cmp_, faces[split:], seed=s) for s in range(seeds)]
-    return float(sum(aucs) / len(aucs))
+    return told_apart(ref, faces[:split], cmp_, faces[split:], seeds)
 
 
 def evaluate_drawing_models(folders: list[Path], prior: Path, data_dir: Path, out: Path, *,
@@ -111,14 +107,14 @@ def evaluate_drawing_models(folders: list[Path], prior: Path, data_dir: Path, ou
             log.info("measuring %s", row)
             faces = paint(held)
             r = evaluate_faces(faces, held, real, readings)
-            r["told_apart_auc"] = told_apart(faces, ref, cmp_, detect_seeds)
+            r["told_apart_auc"] = _told_apart(faces, ref, cmp_, detect_seeds)
             r["edits"] = controlled_edits(edit_paint, grid_dir=out / "edits", label=row)
             results[row] = r
             shown[row] = faces[:12]
     for psi in (0.7, 1.0):
         faces = random_faces(prior, len(held), psi)
         results[f"random StyleGAN faces, psi {psi}"] = {**evaluate_faces(faces, held, real, readings),
-                                                        "told_apart_auc": told_apart(faces, ref, cmp_, detect_seeds)}
+                                                        "told_apart_auc": _told_apart(faces, ref, cmp_, detect_seeds)}
         shown[f"random psi {psi}"] = faces[:12]
     # as many real faces as every other row has (all 400 at the default)
     results["real anime faces (second held-out set)"] = {**evaluate_faces(cmp_[:len(held)], held, real, readings),

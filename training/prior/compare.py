@@ -25,7 +25,7 @@ from pathlib import Path
 
 from core.manifest import ModelManifest
 from training.doodle.evaluate import ANIME_HOLDOUT_START, RealReference, heldout_faces, realism_and_diversity
-from training.detectability import detectability
+from training.detectability import told_apart
 from training.doodle.report import random_faces
 from training.report import labelled_grid, markdown_table, named_folders
 from training.train_gan import weights_file
@@ -61,15 +61,13 @@ def _saw_heldout(folder: Path) -> str:
     return "no"
 
 
-def told_apart(folder: Path, psi: float, ref, cmp_, seeds: int) -> float | str:
-    """Mean held-out AUC of ``seeds`` fresh classifiers telling the prior's faces (other seeds than
-    the table's) from real ones (``training.detectability``): trained against the reference
-    faces, scored against the second set."""
+def _told_apart(folder: Path, psi: float, ref, cmp_, seeds: int) -> float | str:
+    """``training.detectability.told_apart`` of the prior's faces (other seeds than the table's):
+    trained against the reference faces, scored against the second set."""
     if seeds <= 0:
         return "-"
-    fake = random_faces(Path(folder), len(ref) + len(cmp_), psi, seed=6)
-    aucs = [detectability(ref, fake[:len(ref)], cmp_, fake[len(ref):], seed=s) for s in range(seeds)]
-    return float(sum(aucs) / len(aucs))
+    fake = random_faces(folder, len(ref) + len(cmp_), psi, seed=6)
+    return told_apart(ref, fake[:len(ref)], cmp_, fake[len(ref):], seeds)
 
 
 def compare_priors(models: dict[str, Path], data_dir: Path, out: Path, *, count: int = 400,
@@ -86,7 +84,7 @@ def compare_priors(models: dict[str, Path], data_dir: Path, out: Path, *, count:
             log.info("measuring %s at psi %s", name, psi)
             faces = random_faces(Path(folder), count, psi)
             rows[f"{name}, psi {psi}"] = {**realism_and_diversity(faces, real), "held_out_seen": seen,
-                                          "told_apart_auc": told_apart(Path(folder), psi, ref, cmp_, detect_seeds)}
+                                          "told_apart_auc": _told_apart(Path(folder), psi, ref, cmp_, detect_seeds)}
             if psi == psis[-1]:
                 shown[f"{name} psi {psi}"] = faces
     rows["real anime faces (second held-out set)"] = {**realism_and_diversity(cmp_, real), "held_out_seen": "-",
