@@ -19,6 +19,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from backend import auth, security
 from backend.body_limits import BodyLimits
+from backend.budget import MemoryBudget
 from backend.datasets import register_builtin
 from backend.db import crud
 from backend.db.session import make_engine, make_sessionmaker, upgrade_database
@@ -29,8 +30,9 @@ from backend.ratelimit import RateLimiter
 from backend.routes import faces, health, photo, translate
 from backend.routes.admin import api_keys, datasets, jobs, models, queue
 from backend.routes.admin import auth as admin_auth
-from backend.serving import ModelStore, ServingWatcher
+from backend.serving import ModelStore, PhotoModels, ServingWatcher
 from backend.settings import PROJECT_ROOT, Settings, get_settings
+from core.photo import DETECTORS
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,15 @@ async def _keep_up(app: FastAPI, settings: Settings) -> None:
             log.exception("could not check which models should serve")
 
 
+def _warm_photo() -> None:
+    """Import OpenCV and make a face detector before the first photo arrives (photos arriving
+    together on a cold server each imported it at once, and some saw a half-imported module)."""
+    try:
+        DETECTORS.warm()
+    except Exception:  # noqa: BLE001 - drawing must serve even where the photo page cannot
+        log.exception("the photo page's face detector could not be loaded")
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -128,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         watcher = ServingWatcher(app.state.store, app.state.Session if database else None, settings)
         app.state.watcher = watcher
         await asyncio.to_thread(watcher.check)
+        await asyncio.to_thread(_warm_photo)
         poller = None
         if settings.model_poll_s > 0 or not database:
             poller = asyncio.create_task(_keep_up(app, settings))
@@ -159,6 +171,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.Session = None
     app.state.db_error = "starting"
     app.state.secret = auth.secret_key(settings)
+    app.state.photo_models = PhotoModels(settings)
+    app.state.photo_budget = MemoryBudget(settings.photo_memory_mb * 1024 * 1024)
     app.state.rate_limiter = RateLimiter(settings.redis_url)
     app.state.login_limiter = RateLimiter(settings.redis_url)
     app.state.trusted_proxies = security.parse_networks(settings.trusted_proxies)

@@ -6,12 +6,14 @@ driver out of range."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request
 from pydantic import Field
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from backend import auth, security
@@ -19,6 +21,8 @@ from backend.db import crud
 from backend.db.models import AdminUser
 from backend.serving import ModelStore
 from backend.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 #: The largest id a row can have: ids are INTEGER columns, 32 bits on PostgreSQL. A larger id
@@ -82,7 +86,9 @@ def _session(request: Request, db: DbDep) -> AdminSession | None:
         raise HTTPException(status_code=403, detail="refused: this request's origin is not this site, and it "
                                                     "carries the session cookie")
     session = auth.read_session_token(request.app.state.secret, token)
-    if session is None or crud.session_revoked(db, sid=session.sid):
+    # A well-signed token for an id no row can have (over 32 bits) is not valid either: asked of
+    # the database, its driver would fail on it.
+    if session is None or not 1 <= session.user_id <= MAX_ID or crud.session_revoked(db, sid=session.sid):
         return None
     admin = crud.get_admin(db, admin_id=session.user_id)
     if admin is None or admin.disabled:
@@ -114,21 +120,39 @@ def _too_many(limit: int, reset: int, who: str) -> HTTPException:
                                                  f"try again in {reset} s", headers={"Retry-After": str(reset)})
 
 
-def _api_client(request: Request) -> int | None:
+@dataclass(frozen=True)
+class ApiClient:
+    """Who makes a public API call: an app with a key (``key_id``), or an anonymous client known by
+    its address. ``bucket`` names its per-minute budget (and its waiting random-face requests),
+    ``limit`` is that budget (0: none)."""
+
+    key_id: int | None
+    bucket: str
+    limit: int
+
+    def charge(self, request: Request, calls: int) -> None:
+        """Count ``calls`` more calls against the budget (a heavy request costs several); 429
+        when that passes it."""
+        if calls <= 0 or not self.limit:
+            return
+        allowed, reset = request.app.state.rate_limiter.hit(self.bucket, self.limit, cost=calls)
+        if not allowed:
+            who = "this key" if self.key_id is not None else "this address without an API key"
+            raise _too_many(self.limit, reset, who)
+
+
+def _api_client(request: Request) -> ApiClient:
     """Calls without a key are the drawing page's (open to kids, and they need no database), each
     client address within its per-minute budget (429); calls with ``X-API-Key`` are other apps':
     the key must exist and not be revoked (401), and keeps to its own per-minute limit (429).
-    The key's id, or None for anonymous calls. As a dependency this runs before the body is
-    validated, so a refused call costs no drawing work."""
+    As a dependency this runs before the body is validated, so a refused call costs no drawing
+    work."""
     plain = request.headers.get("x-api-key")
     if plain is None:
-        limit = request.app.state.settings.anonymous_requests_per_minute
-        if limit:
-            address = client_address(request)
-            allowed, reset = request.app.state.rate_limiter.hit(f"anon:{address}", limit)
-            if not allowed:
-                raise _too_many(limit, reset, "this address without an API key")
-        return None
+        client = ApiClient(None, f"anon:{client_address(request)}",
+                           request.app.state.settings.anonymous_requests_per_minute)
+        client.charge(request, 1)
+        return client
     Session = request.app.state.Session
     if Session is None:
         raise HTTPException(status_code=503, detail="API keys cannot be checked: the database is not available")
@@ -136,11 +160,15 @@ def _api_client(request: Request) -> int | None:
         key = crud.find_api_key(db, plain_key=plain.strip())
         if key is None:
             raise HTTPException(status_code=401, detail="unknown or revoked API key")
-        allowed, reset = request.app.state.rate_limiter.hit(f"key:{key.id}", key.rate_limit_per_minute)
-        if not allowed:
-            raise _too_many(key.rate_limit_per_minute, reset, "this key")
-        crud.record_api_key_use(db, api_key=key)
-        return key.id
+        client = ApiClient(key.id, f"key:{key.id}", key.rate_limit_per_minute)
+        client.charge(request, 1)
+        try:
+            crud.record_api_key_use(db, api_key=key)
+        except (SQLAlchemyError, OSError) as exc:
+            # When the key was last used is bookkeeping: a full disk must not stop the call.
+            db.rollback()
+            log.warning("could not record the use of API key %d: %s", key.id, exc)
+        return client
 
 
-ApiClientDep = Annotated[int | None, Depends(_api_client)]
+ApiClientDep = Annotated[ApiClient, Depends(_api_client)]

@@ -35,16 +35,17 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._counts: dict[tuple[str, int], int] = {}
 
-    def hit(self, key: str, limit: int) -> tuple[bool, int]:
-        """Count one request for ``key``: (allowed, seconds until the window resets)."""
-        count = self._count(key, add=True)
+    def hit(self, key: str, limit: int, cost: int = 1) -> tuple[bool, int]:
+        """Count a request for ``key`` (``cost``: as this many requests): (allowed, seconds until
+        the window resets)."""
+        count = self._count(key, add=cost)
         return count <= limit, 60 - int(time.time() % 60)
 
     def count(self, key: str) -> int:
         """Requests counted for ``key`` in this window, without counting one more."""
-        return self._count(key, add=False)
+        return self._count(key, add=0)
 
-    def _count(self, key: str, *, add: bool) -> int:
+    def _count(self, key: str, *, add: int) -> int:
         window = int(time.time() // 60)
         if self._redis is not None and time.monotonic() >= self._next_try:
             try:
@@ -61,11 +62,11 @@ class RateLimiter:
                 self._counts[(key, window)] = count
         return count
 
-    def _redis_count(self, name: str, add: bool) -> int:
+    def _redis_count(self, name: str, add: int) -> int:
         if not add:
             return int(self._redis.get(name) or 0)
         pipe = self._redis.pipeline()
-        pipe.incr(name)
+        pipe.incrby(name, add)
         pipe.expire(name, 120)
         return int(pipe.execute()[0])
 

@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.db import crud
 from backend.settings import Settings
-from core.manifest import ModelIntegrityError
+from core.manifest import ModelIntegrityError, ModelManifest
+from core.photo import PhotoModel
 from core.runtime import DrawingModel, open_drawing_model
 
 log = logging.getLogger(__name__)
@@ -87,17 +88,39 @@ class ServingChoice:
     def key(self) -> tuple:
         return (self.name, str(self.folder), self.version_id, tuple(str(f) for f in self.extra_folders))
 
-    def files_signature(self) -> tuple:
-        """The size and modification time of every file of the choice: a refused choice is tried
+    def files_signature(self, models_dir: Path | None = None) -> tuple:
+        """The size and modification time of every file of the choice and of the models it is
+        built on (a doodle encoder's prior, found in ``models_dir``): a refused choice is tried
         again only when this changes (an operator restored a file), not on every poll."""
-        out = []
-        for folder in (self.folder, *self.extra_folders):
-            try:
-                out += [(str(p), st.st_size, st.st_mtime_ns) for p in sorted(folder.iterdir())
-                        if p.is_file() and (st := p.stat())]
-            except OSError:
-                out.append((str(folder), None, None))
-        return tuple(out)
+        folders = [self.folder, *self.extra_folders]
+        if models_dir is not None:
+            folders += dependencies(self.folder, models_dir)
+        return files_signature(*folders)
+
+
+def files_signature(*folders: Path) -> tuple:
+    """The path, size and modification time of every file in ``folders``: it changes when a file
+    is replaced, damaged or restored."""
+    out = []
+    for folder in folders:
+        try:
+            out += [(str(p), st.st_size, st.st_mtime_ns) for p in sorted(Path(folder).iterdir())
+                    if p.is_file() and (st := p.stat())]
+        except OSError:
+            out.append((str(folder), None, None))
+    return tuple(out)
+
+
+def dependencies(folder: Path, models_dir: Path) -> list[Path]:
+    """The folders of the models that the model in ``folder`` is built on: a doodle encoder's
+    prior (its manifest names it). A manifest that cannot be read has none."""
+    try:
+        manifest = ModelManifest.load(folder)
+    except (ModelIntegrityError, OSError, ValueError):
+        return []
+    if manifest.doodle is not None:
+        return [Path(models_dir) / manifest.doodle.prior]
+    return []
 
 
 def bundled_choice(settings: Settings, name: str) -> ServingChoice:
@@ -156,7 +179,7 @@ class ServingWatcher:
             self.refused.pop(choice.name, None)
             self.store.set_error(choice.name, None)
             return True
-        self.refused[choice.name] = (choice.key, choice.files_signature())
+        self.refused[choice.name] = (choice.key, choice.files_signature(self.settings.models_dir))
         what = choice.label or str(choice.folder)
         current = self.loaded.get(choice.name) if self.store.get(choice.name) is not None else None
         if current is None and choice.version_id is not None:
@@ -188,7 +211,7 @@ class ServingWatcher:
             if current is not None and current.key == choice.key and self.store.get(choice.name) is not None:
                 continue
             refused = self.refused.get(choice.name)
-            if refused is not None and refused == (choice.key, choice.files_signature()):
+            if refused is not None and refused == (choice.key, choice.files_signature(self.settings.models_dir)):
                 continue
             if self.load(choice):
                 loaded.append(choice.name)
@@ -201,3 +224,54 @@ class ServingWatcher:
                 await asyncio.to_thread(self.check)
             except Exception:  # noqa: BLE001 - a database hiccup must not stop serving
                 log.exception("could not check which model should serve")
+
+
+class ModelUnavailable(RuntimeError):
+    """No version of a model can serve; the message says why, in words for an API client."""
+
+
+class PhotoModels:
+    """The photo model that serves: the version promoted on the dashboard when it loads, else the
+    bundled one, as the drawing models fall back. Each folder is loaded and checked (sha256 of
+    every file) once per change of its files: a damaged folder is refused once and not read
+    again on every request, and is tried again when its files change (restored), with no
+    restart. A model that loaded keeps serving from memory if its files are damaged later."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._entries: dict[Path, tuple[tuple, PhotoModel | str]] = {}   # folder -> (files signature, model or why refused)
+
+    def _load(self, folder: Path) -> PhotoModel | str:
+        signature = files_signature(folder)
+        with self._lock:
+            entry = self._entries.get(folder)
+            if entry is not None and entry[0] == signature:
+                return entry[1]
+            try:
+                loaded = PhotoModel(folder, self.settings.providers, self.settings.intra_op_threads)
+            except (ModelIntegrityError, ValueError, OSError) as exc:
+                previous = entry[1] if entry is not None and not isinstance(entry[1], str) else None
+                if previous is not None:
+                    log.error("the photo model in %s changed on disk and was refused (%s); the version loaded "
+                              "before keeps serving", folder, exc)
+                else:
+                    log.error("the photo model in %s is refused: %s", folder, exc)
+                loaded = previous if previous is not None else str(exc)
+            self._entries[folder] = (signature, loaded)
+            return loaded
+
+    def get(self, promoted: Path | None = None) -> PhotoModel:
+        """The photo model to use (``promoted``: the active version's folder);
+        ``ModelUnavailable`` when neither it nor the bundled model can serve."""
+        if promoted is not None:
+            model = self._load(Path(promoted))
+            if not isinstance(model, str):
+                return model
+        bundled = self.settings.models_dir / self.settings.photo_model
+        if not (bundled / "manifest.json").is_file():
+            raise ModelUnavailable(f"no photo model is installed ({self.settings.photo_model})")
+        model = self._load(bundled)
+        if isinstance(model, str):
+            raise ModelUnavailable(f"the photo model cannot serve: {model}")
+        return model

@@ -84,10 +84,22 @@ class Settings(BaseSettings):
     photo_max_pixels: int = Field(40_000_000, ge=1024,
                                   description="Most pixels a photo may have, read from its header before it is "
                                               "decoded (over it: 422; a small file can hold a huge picture).")
+    photo_memory_mb: int = Field(
+        768, ge=64,
+        description="Memory, in MiB, that photo decoding may hold at once across all requests of one API process; a "
+                    "photo waits for its share (a phone's JPEG needs a few MiB, a 40-megapixel WebP about 650), so "
+                    "many hostile uploads at once cost at most this.")
+    photo_wait_s: float = Field(
+        15.0, ge=0, le=120,
+        description="Seconds a photo waits for its share of photo_memory_mb before the answer is 503 with Retry-After.")
     samples_dir: Path = Field(PROJECT_ROOT / "var" / "samples",
                               description="Pictures made by the sampling queue, kept and reused for identical requests.")
     sample_wait_s: float = Field(
         20.0, ge=0, le=120, description="Seconds a random-face request waits for the worker before answering 202 with a URL.")
+    sample_pending_per_client: int = Field(
+        2, ge=1,
+        description="Random-face requests one client (an address without a key, or a key) may have waiting for the "
+                    "sampling worker at once; one more is 429 with Retry-After, so one client cannot hold the worker.")
 
     # -- data sets ---------------------------------------------------------------------------
     datasets_dir: Path = Field(PROJECT_ROOT / "var" / "datasets",

@@ -1,11 +1,15 @@
 """Photos of faces to anime faces, with ONNX Runtime and OpenCV, no torch: what the photo page and
 ``POST /api/v1/photo`` run. Everything happens in memory: a photo is never written anywhere.
 
-1. ``decode_photo``: bytes to an RGB image, refusing what is not a JPEG, PNG or WebP (415), and
-   pictures over ``max_pixels`` before they are decoded (a decompression bomb is refused from its
-   header); the EXIF orientation is applied, and large photos are scaled down to ``work_side``.
-2. ``find_face``: OpenCV's Haar cascade for frontal faces (its weights ship inside the
-   opencv-python wheel, so nothing is downloaded), the largest face, or None.
+1. ``open_photo`` reads the header only: it refuses what is not a JPEG, PNG or WebP (415) and
+   pictures over ``max_pixels`` (a decompression bomb is refused from its header), and says about
+   how much memory decoding will take (``cost``), so a caller can decode under a budget;
+   ``decode_opened`` then decodes, shrinks to ``work_side`` first and applies the EXIF
+   orientation (``decode_photo`` does both).
+2. ``find_face``: OpenCV's Haar cascades for frontal faces (their weights ship inside the
+   opencv-python wheel, so nothing is downloaded), the largest face, or None; each search
+   borrows a detector of its own from a pool (``FaceDetectors``), so answers do not depend on
+   how many photos are searched at once.
 3. ``PhotoModel``: the face cropped the way the training photos frame a face (the manifest's
    ``crop_scale`` and ``crop_shift``, measured on them by the same detector), turned into an
    anime face by the exported generator, and
@@ -16,8 +20,11 @@
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import io
+import queue
+import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,8 +48,27 @@ class PhotoError(ValueError):
         self.status = status
 
 
-def decode_photo(data: bytes, *, max_pixels: int = MAX_PIXELS, work_side: int = WORK_SIDE) -> Image.Image:
-    """An RGB image upright as the camera held it, at most ``work_side`` px on its longest side."""
+#: Bytes of memory decoding takes per decoded pixel, measured (peak RSS over the start) on 40 MP
+#: pictures with Pillow 13: lossless and lossy WebP about 15 (libwebp's buffers and Pillow's copy),
+#: PNG about 4, JPEG about 8 per pixel of its reduced (draft) decode. Rounded up.
+DECODE_BYTES_PER_PIXEL = {"JPEG": 10, "PNG": 6, "WEBP": 17}
+#: Memory the rest of one photo's work takes (a ``work_side`` picture, its crop, mask, result).
+WORK_BYTES = 48 * 1024 * 1024
+
+
+@dataclass
+class OpenedPhoto:
+    """A photo whose header was read and checked, not yet decoded; ``cost`` is about how many
+    bytes of memory decoding it and the work after will hold (see ``DECODE_BYTES_PER_PIXEL``)."""
+
+    image: Image.Image
+    orientation: int
+    cost: int
+
+
+def open_photo(data: bytes, *, max_pixels: int = MAX_PIXELS, work_side: int = WORK_SIDE) -> OpenedPhoto:
+    """Read a photo's header: refuse what is not a JPEG, PNG or WebP (415) and pictures over
+    ``max_pixels`` or under 32 px a side (422), before anything is decoded. Cheap."""
     try:
         im = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError:  # Pillow's own guard, for pictures far over any sane size
@@ -56,23 +82,118 @@ def decode_photo(data: bytes, *, max_pixels: int = MAX_PIXELS, work_side: int = 
         raise PhotoError(f"the photo is {w} x {h} pixels; at most {max_pixels:,} pixels are taken", 422)
     if w < 32 or h < 32:
         raise PhotoError(f"the photo is only {w} x {h} pixels: send one at least 32 pixels on each side", 422)
+    orientation = _orientation(im)
     try:
         im.draft("RGB", (work_side, work_side))  # JPEG: decode at a smaller scale when it is large
-        im = ImageOps.exif_transpose(im).convert("RGB")
+    except Exception:  # noqa: BLE001
+        raise PhotoError("the photo could not be read: it may be damaged", 422) from None
+    dw, dh = im.size
+    return OpenedPhoto(im, orientation, dw * dh * DECODE_BYTES_PER_PIXEL[im.format] + WORK_BYTES)
+
+
+def decode_opened(opened: OpenedPhoto, *, work_side: int = WORK_SIDE) -> Image.Image:
+    """An RGB image upright as the camera held it, at most ``work_side`` px on its longest side."""
+    im = opened.image
+    try:
+        im.load()
+        # Shrink first (a box average, cheap), so the copies that follow are small.
+        factor = max(im.size) // work_side
+        if factor >= 2:
+            im = im.reduce(factor)
+        im = im.convert("RGB")
     except Exception:  # noqa: BLE001 - a truncated or damaged file
         raise PhotoError("the photo could not be read to the end: it may be damaged", 422) from None
+    finally:
+        opened.image.close()
+    if opened.orientation in _TRANSPOSE:
+        im = im.transpose(_TRANSPOSE[opened.orientation])
     if max(im.size) > work_side:
         im.thumbnail((work_side, work_side), Image.Resampling.LANCZOS)
     return im
 
 
-@functools.cache
-def _cascades():
-    import cv2
+def decode_photo(data: bytes, *, max_pixels: int = MAX_PIXELS, work_side: int = WORK_SIDE) -> Image.Image:
+    """``open_photo`` then ``decode_opened``: bytes to an upright RGB image."""
+    return decode_opened(open_photo(data, max_pixels=max_pixels, work_side=work_side), work_side=work_side)
 
-    root = Path(cv2.data.haarcascades)
-    return [cv2.CascadeClassifier(str(root / name)) for name in
-            ("haarcascade_frontalface_default.xml", "haarcascade_frontalface_alt2.xml")]
+
+#: EXIF orientation -> the transpose that shows the picture upright.
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        return int(im.getexif().get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - a damaged EXIF block: show the picture as stored
+        return 1
+
+
+_import_lock = threading.Lock()
+
+
+def cv():
+    """OpenCV, imported under a lock: its package swaps itself in ``sys.modules`` while it loads,
+    and a second thread importing it then can see a half-made module ("module 'cv2' has no
+    attribute 'data'"). Once imported, this is a dictionary lookup."""
+    module = sys.modules.get("cv2")
+    if module is not None and hasattr(module, "data"):
+        return module
+    with _import_lock:
+        import cv2
+
+        return cv2
+
+
+#: The frontal-face cascades tried in turn, with the neighbours each needs to keep a detection.
+CASCADES = (("haarcascade_frontalface_default.xml", 5), ("haarcascade_frontalface_alt2.xml", 3))
+
+
+class FaceDetectors:
+    """A pool of OpenCV face detectors. A cascade classifier keeps the image it is searching in
+    its own state, so one detector used by two threads at once answers wrongly (the same 50
+    selfies gave 11 "no face" answers one at a time and 8 or 10, in other sets, at eight at
+    once). Each search borrows a detector of its own; at most ``size`` are made, and the first
+    one is made by ``warm`` when the service starts."""
+
+    def __init__(self, size: int = 4):
+        self.size = size
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
+        self._made = 0
+        self._lock = threading.Lock()
+        self._room = threading.Semaphore(size)
+
+    def _make(self) -> list:
+        cv2 = cv()
+        root = Path(cv2.data.haarcascades)
+        made = [cv2.CascadeClassifier(str(root / name)) for name, _ in CASCADES]
+        if any(c.empty() for c in made):
+            raise RuntimeError(f"OpenCV's face cascades are missing from {root}")
+        return made
+
+    def warm(self) -> None:
+        """Import OpenCV and make one detector now, not in the first request."""
+        with self.borrow():
+            pass
+
+    @contextlib.contextmanager
+    def borrow(self):
+        self._room.acquire()
+        try:
+            try:
+                detector = self._free.get_nowait()
+            except queue.Empty:
+                detector = self._make()
+            try:
+                yield detector
+            finally:
+                self._free.put(detector)
+        finally:
+            self._room.release()
+
+
+DETECTORS = FaceDetectors()
 
 
 @dataclass(frozen=True)
@@ -85,15 +206,15 @@ class Box:
 
 def find_face(image: np.ndarray) -> Box | None:
     """The largest frontal face in an RGB image (uint8 HxWx3), or None."""
-    import cv2
-
+    cv2 = cv()
     gray = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
     side = min(gray.shape)
-    for cascade, neighbours in zip(_cascades(), (5, 3)):
-        faces = cascade.detectMultiScale(gray, 1.1, neighbours, minSize=(max(24, side // 10),) * 2)
-        if len(faces):
-            x, y, w, h = max(faces, key=lambda r: r[2] * r[3])
-            return Box(float(x), float(y), float(w), float(h))
+    with DETECTORS.borrow() as cascades:
+        for cascade, (_, neighbours) in zip(cascades, CASCADES):
+            faces = cascade.detectMultiScale(gray, 1.1, neighbours, minSize=(max(24, side // 10),) * 2)
+            if len(faces):
+                x, y, w, h = max(faces, key=lambda r: r[2] * r[3])
+                return Box(float(x), float(y), float(w), float(h))
     return None
 
 
@@ -118,8 +239,7 @@ def face_mask(image: np.ndarray, face: Box, left: int, top: int, side: int, feat
     """A soft mask (float32 in [0, 1], the crop's size) of the face and hair inside the crop.
     GrabCut runs on the crop scaled to at most ``work`` px (its cost grows with the pixels; the
     mask is feathered anyway), and the mask is scaled back."""
-    import cv2
-
+    cv2 = cv()
     crop = np.ascontiguousarray(cut(image, left, top, side))
     k = min(1.0, work / side)
     n = max(8, int(round(side * k)))
@@ -134,6 +254,10 @@ def face_mask(image: np.ndarray, face: Box, left: int, top: int, side: int, feat
     # Surely face: the middle of the box.
     mask[int(fy + 0.2 * fh):int(fy + 0.85 * fh), int(fx + 0.2 * fw):int(fx + 0.8 * fw)] = cv2.GC_FGD
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    # GrabCut seeds its colour models with k-means from OpenCV's random generator, one per thread
+    # and never reset: without a fixed seed the same photo's mask depends on which thread cut
+    # it and what that thread cut before.
+    cv2.setRNGSeed(0)
     try:
         cv2.grabCut(crop, mask, None, bgd, fgd, 3, cv2.GC_INIT_WITH_MASK)
     except cv2.error:  # a flat picture gives GrabCut nothing to learn: keep the starting guess

@@ -358,6 +358,70 @@ def test_without_a_worker_the_answer_is_202_then_the_picture(models_dir, tmp_pat
         api.stop()
 
 
+def test_one_client_cannot_hold_the_sampling_queue(models_dir, tmp_path):
+    """One client sending many different morphs held the only worker for minutes. Now each client
+    has at most two requests waiting (429 with Retry-After), other clients are not held back by
+    its cap, its drawing page keeps working, and a request costs its per-minute budget one call
+    per 8 faces drawn. No worker runs here, so requests stay waiting."""
+    env = faces_env(tmp_path, models_dir, D2A_SAMPLE_WAIT_S="0.1", D2A_SAMPLE_PENDING_PER_CLIENT="2",
+                    D2A_ANONYMOUS_REQUESTS_PER_MINUTE="40", D2A_TRUSTED_PROXIES='["127.0.0.1"]')
+    api, base = start_api(env, tmp_path / "api.log")
+    stroke = [[[60, 40, 30, 40, 60, 90, 110, 100, 90, 60], [20, 30, 60, 90, 100, 95, 70, 40, 25, 20]]]
+
+    def morph(client: str, seed: int, frames: int = 8) -> httpx.Response:
+        return c.post("/api/v1/faces/interpolate", headers={"X-Forwarded-For": client},
+                      json={"seed_a": seed, "seed_b": seed + 1, "frames": frames, "size": 32})
+
+    try:
+        with api_client(base) as c:
+            assert [morph("10.0.0.1", s).status_code for s in (1, 2)] == [202, 202]
+            third = morph("10.0.0.1", 3)
+            assert third.status_code == 429 and int(third.headers["retry-after"]) > 0
+            assert "still being made" in third.json()["detail"]
+            assert morph("10.0.0.1", 1).status_code == 202       # joining its own waiting request: no new work
+            assert morph("10.0.0.2", 3).status_code == 202       # another client is not held back
+            drawing = c.post("/api/v1/translate", headers={"X-Forwarded-For": "10.0.0.1"},
+                             json={"strokes": stroke, "size": 64})
+            assert drawing.status_code == 200                    # the drawing page goes on
+            # Cost: a 48-frame morph is 6 calls of the 40 a minute, so 34 calls are left, not 39.
+            assert morph("10.0.0.3", 100, frames=48).status_code == 202
+            codes = [c.post("/api/v1/translate", headers={"X-Forwarded-For": "10.0.0.3"},
+                            json={"strokes": stroke, "size": 28}).status_code for _ in range(36)]
+            assert codes.count(200) == 34 and codes[34:] == [429, 429], codes
+    finally:
+        api.stop()
+
+
+def test_a_damaged_face_model_is_503_and_serves_again_when_restored(models_dir, tmp_path, monkeypatch):
+    """A damaged mapping graph was a 500 from the worker; now the route refuses it with a
+    sentence, queues nothing, and serves again as soon as the file is restored."""
+    from fastapi.testclient import TestClient
+
+    from backend.app import create_app
+    from backend.jobs import service
+    from backend.settings import Settings
+
+    sent = []
+    monkeypatch.setattr(service, "enqueue_sample", lambda request_id: sent.append(request_id) or "task")
+    models = tmp_path / "models"
+    shutil.copytree(models_dir / "anime_faces", models / "anime_faces")
+    mapping = models / "anime_faces" / "mapping.onnx"
+    good = mapping.read_bytes()
+    settings = Settings(models_dir=models, default_model="sketch2anime", drawing_models=[],
+                        database_url=f"sqlite:///{tmp_path / 'a.db'}", samples_dir=tmp_path / "samples",
+                        model_poll_s=0, sample_wait_s=0.1, providers=["CPUExecutionProvider"])
+    with TestClient(create_app(settings)) as client:
+        mapping.write_bytes(good[:-10] + b"0123456789")
+        r = client.post("/api/v1/faces/random", json={"seeds": [1]})
+        assert r.status_code == 503 and "damaged" in r.json()["detail"] and "mapping.onnx" in r.json()["detail"]
+        with sqlite3.connect(tmp_path / "a.db") as db:
+            assert db.execute("SELECT COUNT(*) FROM sample_requests").fetchone() == (0,)
+        assert sent == []
+        mapping.write_bytes(good)
+        assert client.post("/api/v1/faces/random", json={"seeds": [1]}).status_code == 202   # queued now
+        assert len(sent) == 1
+
+
 # ---------------------------------------------------------------------------------------------
 # The page, in a real Chromium
 

@@ -73,3 +73,28 @@ def test_any_other_failure_is_a_plain_500_without_internals(app, monkeypatch):
     monkeypatch.setattr(crud, "create_api_key", broken)
     r = client.post("/api/v1/admin/api-keys", json={"name": "x"}, headers=admin)
     assert r.status_code == 500 and "/secret/path" not in r.text
+
+
+def test_a_keyed_drawing_call_goes_on_when_its_last_use_cannot_be_recorded(app, monkeypatch):
+    client, admin = app
+    plain = client.post("/api/v1/admin/api-keys", json={"name": "kid app"}, headers=admin).json()["key"]
+    with monkeypatch.context() as m:
+        _full_database(m)   # the call's only write is when the key was last used
+        r = client.post("/api/v1/translate", json={"strokes": FACE, "size": 64}, headers={"X-API-Key": plain})
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+        # a revoked key is still refused: only the bookkeeping is best effort
+        bad = client.post("/api/v1/translate", json={"strokes": FACE, "size": 64}, headers={"X-API-Key": "nope"})
+        assert bad.status_code == 401
+
+
+def test_a_well_signed_session_for_an_id_no_row_can_have_is_a_401(app):
+    from backend import auth
+
+    client, admin = app
+    key = client.app.state.secret
+    for user_id in (2**70, 2**31, 0, -1):
+        token = auth.make_session_token(key, user_id, 600)
+        for path in ("/api/v1/admin/jobs", "/api/v1/admin/models", "/api/v1/admin/me"):
+            r = client.get(path, headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 401, (user_id, path, r.status_code, r.text)
+    assert client.get("/api/v1/admin/jobs", headers=admin).status_code == 200

@@ -22,6 +22,8 @@ from backend.serving import ModelStore, ServingWatcher
 from backend.settings import Settings
 from core.manifest import ModelManifest
 
+ROOT = Path(__file__).resolve().parents[1]
+
 FACE = [[[60, 40, 30, 40, 60, 90, 110, 100, 90, 60], [20, 30, 60, 90, 100, 95, 70, 40, 25, 20]],
         [[50, 52], [50, 52]], [[80, 82], [50, 52]], [[45, 65, 85], [75, 85, 75]]]
 
@@ -107,6 +109,43 @@ def test_without_a_database_a_damaged_bundled_model_recovers_without_a_restart(t
         member.write_bytes(good)
         client.app.state.watcher.check()
         assert client.post("/api/v1/translate", json={"strokes": FACE, "size": 64}).status_code == 200
+
+
+@pytest.mark.parametrize("promoted", [True, False], ids=["a promoted version", "the bundled one"])
+def test_a_drawing_model_on_a_damaged_prior_comes_back_when_the_prior_is_restored(tmp_path, promoted):
+    """The doodle encoder draws with the StyleGAN prior. With the prior's mapping damaged it is
+    refused (and its bundled fallback too: the same prior); when the prior is restored it serves
+    again on the next poll. Before, a refused choice was tried again only when its own files
+    changed, not its prior's, and stayed down until a restart."""
+    models = tmp_path / "models"
+    for name in ("doodle_encoder", "anime_faces"):
+        shutil.copytree(ROOT / "models" / name, models / name)
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'app.db'}", models_dir=models,
+                        default_model="doodle_encoder", drawing_models=["doodle_encoder"], model_poll_s=0,
+                        providers=["CPUExecutionProvider"])
+    upgrade_database(settings.database_url)
+    Session = make_sessionmaker(make_engine(settings.database_url))
+    folder = models / "doodle_encoder"
+    if promoted:
+        folder = tmp_path / "versions" / "v2"
+        shutil.copytree(models / "doodle_encoder", folder)
+        with Session() as s:
+            v = crud.create_model_version(s, name="doodle_encoder", version="v2", kind="doodle-encoder-stylegan",
+                                          manifest=ModelManifest.load(folder).model_dump(mode="json"),
+                                          folder=str(folder))
+            crud.set_active_model_version(s, version_id=v.id)
+    mapping = models / "anime_faces" / "mapping.onnx"
+    good = mapping.read_bytes()
+    mapping.write_bytes(good[:1000] + bytes([good[1000] ^ 0xFF]) + good[1001:])
+    store = ModelStore(default="doodle_encoder")
+    watcher = ServingWatcher(store, Session, settings)
+
+    watcher.check()
+    assert store.get() is None and "mapping.onnx" in store.errors["doodle_encoder"]
+    assert watcher.check() == []            # nothing changed on disk: not tried again
+    mapping.write_bytes(good)               # the operator restores the prior's file
+    assert watcher.check() == ["doodle_encoder"]
+    assert store.get() is not None and store.get().folder == folder and "doodle_encoder" not in store.errors
 
 
 def test_the_admin_api_comes_back_with_the_database_and_never_shows_its_internals(tmp_path, tiny_model):

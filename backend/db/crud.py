@@ -302,8 +302,9 @@ def list_workers(session: Session, *, seen_within_s: float) -> list[Worker]:
 # -- random-face requests ----------------------------------------------------------------------
 
 def create_sample_request(session: Session, *, kind: str, params: dict[str, Any], model_folder: str,
-                          cache_key: str) -> SampleRequest:
-    req = SampleRequest(kind=kind, params=params, model_folder=model_folder, cache_key=cache_key, status="queued")
+                          cache_key: str, client: str | None = None) -> SampleRequest:
+    req = SampleRequest(kind=kind, params=params, model_folder=model_folder, cache_key=cache_key, client=client,
+                        status="queued")
     session.add(req)
     session.commit()
     return req
@@ -325,6 +326,13 @@ def find_pending_sample(session: Session, *, cache_key: str, since: dt.datetime)
     return session.scalars(select(SampleRequest).where(SampleRequest.cache_key == cache_key,
                                                        SampleRequest.status.in_(("queued", "running")),
                                                        SampleRequest.created_at >= since)).first()
+
+
+def count_pending_samples(session: Session, *, client: str, since: dt.datetime) -> int:
+    """Requests of ``client`` queued or running, made after ``since``."""
+    return session.scalar(select(func.count()).select_from(SampleRequest).where(
+        SampleRequest.client == client, SampleRequest.status.in_(("queued", "running")),
+        SampleRequest.created_at >= since)) or 0
 
 
 def _set_sample(session: Session, req: SampleRequest, **values: Any) -> bool:

@@ -236,6 +236,7 @@ class SampleRequest(Base):
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     model_folder: Mapped[str] = mapped_column(Text)
     cache_key: Mapped[str] = mapped_column(String(64), index=True)
+    client: Mapped[str | None] = mapped_column(String(80), index=True)  # who asked: "anon:<address>", "key:<id>"
     status: Mapped[str] = mapped_column(String(16), default="queued")  # see SAMPLE_TRANSITIONS
     result_path: Mapped[str | None] = mapped_column(Text)
     media_type: Mapped[str | None] = mapped_column(String(32))
