@@ -97,9 +97,10 @@ class Settings(BaseSettings):
     sample_wait_s: float = Field(
         20.0, ge=0, le=120, description="Seconds a random-face request waits for the worker before answering 202 with a URL.")
     sample_pending_per_client: int = Field(
-        2, ge=1,
+        4, ge=1,
         description="Random-face requests one client (an address without a key, or a key) may have waiting for the "
-                    "sampling worker at once; one more is 429 with Retry-After, so one client cannot hold the worker.")
+                    "sampling worker at once; one more is 429 with Retry-After, so one client cannot hold the worker. "
+                    "The faces page has at most three at once (a face, a mix, a morph).")
 
     # -- data sets ---------------------------------------------------------------------------
     datasets_dir: Path = Field(PROJECT_ROOT / "var" / "datasets",

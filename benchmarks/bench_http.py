@@ -54,8 +54,9 @@ def free_port() -> int:
 class Server:
     """The app in a uvicorn subprocess; a context manager that always stops it."""
 
-    def __init__(self, model_dir: Path, threads: int, ready_timeout: float = 180.0):
+    def __init__(self, model_dir: Path, threads: int, ready_timeout: float = 180.0, env: dict[str, str] | None = None):
         self.model_dir = Path(model_dir).resolve()
+        self.extra_env = dict(env or {})
         self.threads = threads
         self.ready_timeout = ready_timeout
         self.port = free_port()
@@ -80,6 +81,7 @@ class Server:
             "D2A_SECRET_KEY": secrets.token_hex(32),  # else the app writes a key file into the project
             "D2A_ANONYMOUS_REQUESTS_PER_MINUTE": "0",  # the benchmark is one address sending thousands a minute
             "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
         })
         cmd = [sys.executable, "-m", "uvicorn", "backend.app:create_app", "--factory",
                "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning", "--no-access-log"]

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import io
 import queue
 import sys
@@ -91,6 +92,27 @@ def open_photo(data: bytes, *, max_pixels: int = MAX_PIXELS, work_side: int = WO
     return OpenedPhoto(im, orientation, dw * dh * DECODE_BYTES_PER_PIXEL[im.format] + WORK_BYTES)
 
 
+#: After decoding a photo whose cost was over this, freed memory is handed back to the system.
+TRIM_ABOVE_BYTES = 64 * 1024 * 1024
+
+
+def _trim() -> None:
+    """Give freed heap memory back to the system (glibc's ``malloc_trim``; elsewhere nothing).
+    Pillow decodes in 16 MB blocks that glibc keeps in the decoding thread's arena once freed:
+    without this, a server that decoded four huge photos at once kept 1.7 GB it no longer used."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
+
+
 def decode_opened(opened: OpenedPhoto, *, work_side: int = WORK_SIDE) -> Image.Image:
     """An RGB image upright as the camera held it, at most ``work_side`` px on its longest side."""
     im = opened.image
@@ -105,6 +127,8 @@ def decode_opened(opened: OpenedPhoto, *, work_side: int = WORK_SIDE) -> Image.I
         raise PhotoError("the photo could not be read to the end: it may be damaged", 422) from None
     finally:
         opened.image.close()
+        if opened.cost > TRIM_ABOVE_BYTES:
+            _trim()
     if opened.orientation in _TRANSPOSE:
         im = im.transpose(_TRANSPOSE[opened.orientation])
     if max(im.size) > work_side:
