@@ -3,8 +3,9 @@
 #   serve: the web app, and torch for the job worker it starts beside the API
 #          (the API process itself never imports torch)
 #   dev:   everything: training (torch), tests (pytest, pycairo, Playwright), the system
-#          packages the tests use (Debian's chromium, cairo headers for pycairo, node and npm)
-#          and the npm tools the browser tests use (axe-core, from package-lock.json)
+#          packages the tests use (Debian's chromium, cairo headers for pycairo, haproxy for
+#          the load-balanced replicas, node and npm) and the npm tools the browser tests use
+#          (axe-core, from package-lock.json)
 # Re-running is cheap: it reinstalls only when pyproject.toml (or package-lock.json) changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +33,7 @@ apt_install() {
 }
 
 if [ "$profile" = "dev" ]; then
-  apt_install chromium libcairo2-dev pkg-config
+  apt_install chromium libcairo2-dev pkg-config haproxy
   command -v npm >/dev/null 2>&1 || apt_install nodejs npm
   extras=".[train,dev]"
 else

@@ -88,9 +88,12 @@ def env_for(state: Path, **extra: str) -> dict[str, str]:
 
 
 def start_api(env: dict[str, str], log: Path, timeout: float = 60) -> tuple[Proc, str]:
+    """The API on a free port, once /readyz answers 200. Without uvicorn's proxy headers, as
+    ``doodle2anime serve`` runs it: behind a proxy on this machine the app's trusted_proxies
+    decides who the client is, not uvicorn's trust of every 127.0.0.1 peer."""
     port = free_port()
     proc = Proc([str(BIN / "uvicorn"), "backend.app:create_app", "--factory", "--host", "127.0.0.1",
-                 "--port", str(port), "--log-level", "warning"], env, log)
+                 "--port", str(port), "--log-level", "warning", "--no-proxy-headers"], env, log)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
