@@ -273,9 +273,16 @@ def test_bad_photos_are_refused_clearly(client, photos, case):
 
 
 def test_the_photo_route_is_in_the_openapi_schema(client):
-    op = client.get("/openapi.json").json()["paths"]["/api/v1/photo"]["post"]
+    spec = client.get("/openapi.json").json()
+    op = spec["paths"]["/api/v1/photo"]["post"]
     body = op["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert body["required"] == ["photo"] and {"413", "415", "422"} <= set(op["responses"])
+    # the JSON answer's schema is a reference that resolves (an inlined model's own "$defs" did not)
+    ok = op["responses"]["200"]["content"]
+    assert "image/png" in ok
+    ref = ok["application/json"]["schema"]["$ref"]
+    schema = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert schema["properties"]["face"]["$ref"].rsplit("/", 1)[1] in spec["components"]["schemas"]
 
 
 def test_a_deployment_writes_nothing_while_it_handles_photos(tmp_path, models_dir, photos):

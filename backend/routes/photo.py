@@ -94,7 +94,7 @@ def _png(array) -> bytes:
         "The same API-key rules as `/api/v1/translate`."
     ),
     responses={
-        200: {"content": {"image/png": {}, "application/json": {"schema": PhotoResponse.model_json_schema()}},
+        200: {"model": PhotoResponse, "content": {"image/png": {}},
               "description": "A PNG (default) or JSON (`response=json`)."},
         413: {"description": "The photo is over `photo_max_bytes`."},
         415: {"description": "Not multipart/form-data, or not a JPEG, PNG or WebP picture."},
