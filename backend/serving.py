@@ -113,13 +113,14 @@ def files_signature(*folders: Path) -> tuple:
 
 def dependencies(folder: Path, models_dir: Path) -> list[Path]:
     """The folders of the models that the model in ``folder`` is built on: a doodle encoder's
-    prior (its manifest names it). A manifest that cannot be read has none."""
+    prior and face check (its manifest names them). A manifest that cannot be read has none."""
     try:
         manifest = ModelManifest.load(folder)
     except (ModelIntegrityError, OSError, ValueError):
         return []
     if manifest.doodle is not None:
-        return [Path(models_dir) / manifest.doodle.prior]
+        names = [manifest.doodle.prior] + ([manifest.doodle.guard] if manifest.doodle.guard else [])
+        return [Path(models_dir) / name for name in names]
     return []
 
 

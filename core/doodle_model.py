@@ -10,7 +10,10 @@ numpy, as ``training.doodle.faces`` does in torch:
    put in, coefficient = clip(scale * (attribute - centre), low, high) x strength;
 3. a palette (a variation's colours) takes the fine style inputs from a seed's w, and gets the
    same moves as the identity, so it changes the colours and nothing of the structure;
-4. the prior's synthesis graph draws every face of every variation in one run.
+4. the prior's synthesis graph draws every face of every variation in one run;
+5. with a guard (a face check named in the manifest), every face is checked for two eyes and a
+   mouth, and one that fails is drawn again with the drawing's moves shrunk until it passes: a
+   walk pushed too far (a drawing tilted 30 degrees) makes a head with no eyes.
 
 ``follow`` in [0, 1] is the "follow my drawing <-> prettier" control: towards 0 the identity is
 pulled towards the average face (psi 0.5) and the drawing's moves are halved; at 1 psi is 0.9.
@@ -26,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from core.drawing import Drawing, rasterize
+from core.face_check import FaceCheck
 from core.manifest import ModelIntegrityError, ModelManifest, sha256_file
 from core.preprocess import bitmap_to_input, output_to_images
 from core.runtime import FaceModel, MemberInfo, open_session
@@ -38,6 +42,9 @@ PSI_RANGE = (0.5, 0.9)        # psi at follow 0 and at follow 1
 STRENGTH_RANGE = (0.5, 1.0)   # walk strength at follow 0 and from the model's own follow up
 #: Variations a request may ask for at most (each is one more face to draw).
 MAX_VARIATIONS = 8
+#: The guard's tries for a face that fails its check: (share of the drawing's moves kept, share
+#: of the face's distance from the average face kept). The first is the face as painted.
+GUARD_STEPS = ((1.0, 1.0), (0.6, 1.0), (0.3, 1.0), (0.0, 0.8), (0.0, 0.5))
 
 
 def follow_for_psi(psi: float) -> float:
@@ -70,6 +77,13 @@ class DoodleFaceModel:
             raise ModelIntegrityError(f"{self.manifest.name} was made for another version of {spec.prior!r}; "
                                       "export the encoder again for the prior that is installed")
         self.prior = FaceModel(prior_dir, providers, threads)
+        # The face check every face must pass, a shipped model beside the prior.
+        self.guard: FaceCheck | None = None
+        if spec.guard is not None:
+            guard_dir = prior_dir.parent / spec.guard
+            if not (guard_dir / "manifest.json").is_file():
+                raise ModelIntegrityError(f"{self.manifest.name}: its face check {spec.guard!r} is not in {prior_dir.parent}")
+            self.guard = FaceCheck(guard_dir, providers, threads)
         files = {m.label: self.folder / m.file for m in self.manifest.members}
         self.encoder = open_session(files[spec.encoder], providers, threads)
         self.directions = np.load(files[spec.directions], allow_pickle=False).astype(np.float32)
@@ -121,6 +135,14 @@ class DoodleFaceModel:
 
         Variation v's colours: the drawing's own for v = 0 when no ``seed`` is given, else the
         palette of seed ``seed + v`` (``seed`` 0 when none is given)."""
+        base, moves = self.style_parts(bitmaps, variations=variations, seed=seed, follow=follow)
+        return (base + moves + self.prior.spec.w_avg).astype(np.float32)
+
+    def style_parts(self, bitmaps: np.ndarray, *, variations: int = 1, seed: int | None = None,
+                    follow: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The styles of ``styles`` in two parts, both relative to ``w_avg``: the face without the
+        drawing's moves (identity and palette) and the moves, each (N, V, num_ws, w_dim). The
+        guard shrinks the moves, and then the face towards the average, of a face that fails."""
         if not 1 <= variations <= MAX_VARIATIONS:
             raise ValueError(f"variations must be 1..{MAX_VARIATIONS}, got {variations}")
         follow = follow_for_psi(self.spec.psi) if follow is None else float(np.clip(follow, 0.0, 1.0))
@@ -147,17 +169,41 @@ class DoodleFaceModel:
             palettes = self._mapped(self.prior.z(palette_seeds), psi) - spec.w_avg   # (P, D)
             start = 1 if seed is None else 0
             ws[:, start:, first:last, :] = palettes[None, :, None, :]
-        ws = ws + (moved - identity)[:, None]
-        return (ws + spec.w_avg).astype(np.float32)
+        return ws, np.broadcast_to((moved - identity)[:, None], ws.shape)
+
+    def _draw(self, ws: np.ndarray) -> np.ndarray:
+        """uint8 faces (M, S, S, 3) of styles (M, num_ws, w_dim) relative to ``w_avg``."""
+        s = self.prior.synthesis
+        out = s.run(None, {s.get_inputs()[0].name: (ws + self.prior.spec.w_avg).astype(np.float32)})[0]
+        return output_to_images(out)
 
     def paint(self, bitmaps: np.ndarray, *, variations: int = 1, seed: int | None = None,
-              follow: float | None = None) -> np.ndarray:
-        """uint8 faces (N, V, S, S, 3): every variation of every drawing, drawn in one run."""
-        ws = self.styles(bitmaps, variations=variations, seed=seed, follow=follow)
-        n, v = ws.shape[:2]
-        s = self.prior.synthesis
-        out = s.run(None, {s.get_inputs()[0].name: ws.reshape(n * v, *ws.shape[2:])})[0]
-        return output_to_images(out).reshape(n, v, *out.shape[2:], 3)
+              follow: float | None = None, guarded: list[int] | None = None) -> np.ndarray:
+        """uint8 faces (N, V, S, S, 3): every variation of every drawing, drawn in one run.
+
+        With a guard (the manifest's face check), every face is checked before it is returned;
+        one that fails is drawn again with the drawing's moves shrunk, then also pulled towards
+        the average face (``GUARD_STEPS``), until it passes or the last step is reached.
+        ``guarded``, when given, is filled with how many faces each step drew again."""
+        base, moves = self.style_parts(bitmaps, variations=variations, seed=seed, follow=follow)
+        n, v = base.shape[:2]
+        base, moves = base.reshape(n * v, *base.shape[2:]), moves.reshape(n * v, *moves.shape[2:])
+        faces = self._draw(base + moves)
+        redrawn = [0] * len(GUARD_STEPS)
+        if self.guard is not None:
+            # Step by step: most faces that fail pass at the first shrink, and drawing every step
+            # of them at once cost more than it saved.
+            todo = np.flatnonzero(~self.guard.passes(faces))
+            for step, (keep_moves, keep_face) in enumerate(GUARD_STEPS[1:], start=1):
+                if not len(todo):
+                    break
+                redrawn[step] = len(todo)
+                faces[todo] = self._draw(keep_face * base[todo] + keep_moves * moves[todo])
+                if step < len(GUARD_STEPS) - 1:
+                    todo = todo[~self.guard.passes(faces[todo])]
+        if guarded is not None:
+            guarded[:] = redrawn
+        return faces.reshape(n, v, *faces.shape[1:])
 
     def translate(self, drawing: Drawing, members: list[int], *, seed: int | None = None,
                   follow: float | None = None) -> list[np.ndarray]:

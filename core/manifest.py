@@ -61,6 +61,31 @@ class PhotoInput(TensorSpec):
     resize: Literal["bilinear"] = "bilinear"
 
 
+class FaceInput(TensorSpec):
+    """A face check's input: faces our generators made (or real ones), RGB in [-1, 1]."""
+
+    source: Literal["face"] = "face"
+
+
+class ScoresOutput(BaseModel):
+    """A vector of probabilities per input, one per label (a face check's output)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    labels: list[str]
+    dtype: Literal["float32"] = "float32"
+    description: str = ""
+
+
+class FaceCheckSpec(BaseModel):
+    """How a face check reads: the probability that each part is there (``parts``, in the
+    output's order); a face passes when every part is at least ``threshold``."""
+
+    model_config = ConfigDict(extra="forbid")
+    parts: list[str]
+    threshold: float
+
+
 class LatentInput(BaseModel):
     """The input of an unconditional generator: a batch of latent vectors."""
 
@@ -116,6 +141,7 @@ class DoodleSpec(BaseModel):
     walks: list[DoodleWalk]        # in the order of the directions file
     psi: float                     # truncation of the identity by default
     fine_layers: tuple[int, int]   # [first, last) style inputs a palette replaces
+    guard: str | None = None       # folder name of the face check (beside the prior) every face must pass
 
 
 class Member(BaseModel):
@@ -136,11 +162,12 @@ class ModelManifest(BaseModel):
     kind: str                       # e.g. "cyclegan-sketch2anime"
     version: str
     created: str                    # ISO 8601, UTC
-    input: SketchInput | PhotoInput | LatentInput
-    output: TensorSpec
+    input: SketchInput | PhotoInput | FaceInput | LatentInput
+    output: TensorSpec | ScoresOutput
     members: list[Member]
     stylegan: StyleGANSpec | None = None  # StyleGAN generators: how the "mapping" and "synthesis" members join
     doodle: DoodleSpec | None = None      # doodle encoders: how the encoder, its walks and its prior join
+    face_check: FaceCheckSpec | None = None  # face checks: the parts they look for and the passing score
     training: dict[str, Any] = Field(default_factory=dict)  # config, steps, hardware, wall time
     data: list[dict[str, Any]] = Field(default_factory=list)  # data sets with their sha256
     metrics: dict[str, float] = Field(default_factory=dict)

@@ -118,7 +118,7 @@ def test_a_drawing_model_on_a_damaged_prior_comes_back_when_the_prior_is_restore
     again on the next poll. Before, a refused choice was tried again only when its own files
     changed, not its prior's, and stayed down until a restart."""
     models = tmp_path / "models"
-    for name in ("doodle_encoder", "anime_faces"):
+    for name in ("doodle_encoder", "anime_faces", "face_check"):
         shutil.copytree(ROOT / "models" / name, models / name)
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'app.db'}", models_dir=models,
                         default_model="doodle_encoder", drawing_models=["doodle_encoder"], model_poll_s=0,

@@ -20,6 +20,12 @@ import numpy as np
 
 EyeKind = Literal["dot", "circle", "arc", "line"]
 MouthKind = Literal["smile", "open", "line", "frown"]
+#: How hair is drawn: tufts (short strokes out of the top of the head, as most smileys have),
+#: long (wavy strands falling beside the face past the chin), spiky (one zigzag over the top),
+#: scribble (a tangle of loops on top), bangs (strokes down across the forehead), curls (small
+#: loops along the top of the head).
+HairStyle = Literal["tufts", "long", "spiky", "scribble", "bangs", "curls"]
+HAIR_STYLES: tuple[str, ...] = ("tufts", "long", "spiky", "scribble", "bangs", "curls")
 
 
 @dataclass(frozen=True)
@@ -42,8 +48,9 @@ class DoodleParams:
     mouth_kind: MouthKind = "smile"
     mouth_width: float = 0.5         # half-width of the mouth, as a fraction of the half-width
     mouth_height: float = 0.42       # mouth this far below the centre, as a fraction of the half-height
-    hair: int = 0                    # short strokes out of the top of the head (0: none)
+    hair: int = 0                    # how many hair strokes (tufts, strands, spikes, loops); 0: no hair
     hair_length: float = 30.0
+    hair_style: HairStyle = "tufts"
     ears: bool = False
     shear: float = 0.0
     tremor: float = 1.0              # hand tremor on every point
@@ -142,12 +149,14 @@ def draw_doodle(p: DoodleParams, rng: np.random.Generator) -> list[np.ndarray]:
         strokes.append(np.concatenate([arc, arc[:, :1]], axis=1))
     else:
         strokes.append(np.array([[cx - mw, cx + mw], [my + rng.normal(0, 3), my + rng.normal(0, 3)]]))
-    if p.outline and p.hair:
+    if p.outline and p.hair and p.hair_style == "tufts":
         for a in np.linspace(1.15 * math.pi, 1.85 * math.pi, p.hair) + rng.normal(0, 0.05, p.hair):
             x0, y0 = cx + rx * math.cos(a), cy + ry * math.sin(a)
             bend = rng.normal(0, 0.3)
             length = p.hair_length * rng.uniform(0.8, 1.2)
             strokes.append(np.array([[x0, x0 + length * math.cos(a + bend)], [y0, y0 + length * math.sin(a + bend)]]))
+    elif p.outline and p.hair:
+        strokes += _hair(p.hair_style, p.hair, p.hair_length, cx, cy, rx, ry, rng)
     if p.outline and p.ears:
         for side in (-1, 1):
             strokes.append(_ellipse(rng, cx + side * rx * 1.02, cy, 12, 20, -math.pi / 2 if side > 0 else math.pi / 2, math.pi, 10, 0.05))
@@ -156,6 +165,54 @@ def draw_doodle(p: DoodleParams, rng: np.random.Generator) -> list[np.ndarray]:
     m = np.array([[c, -s + p.shear], [s, c]])
     centre = np.array([[cx], [cy]])
     return [m @ (st - centre) + centre + rng.normal(0, p.tremor, st.shape) for st in strokes]
+
+
+def _wavy(rng: np.random.Generator, start: np.ndarray, end: np.ndarray, amplitude: float, waves: float,
+          n: int = 30) -> np.ndarray:
+    """A wavy line from ``start`` to ``end`` (2-vectors): a strand of hair as a hand draws it."""
+    t = np.linspace(0.0, 1.0, n)
+    line = start[:, None] + (end - start)[:, None] * t
+    normal = np.array([-(end - start)[1], (end - start)[0]]) / (np.linalg.norm(end - start) or 1.0)
+    phase = rng.uniform(0, 2 * math.pi)
+    return line + normal[:, None] * amplitude * np.sin(2 * math.pi * waves * t + phase) * rng.uniform(0.7, 1.3)
+
+
+def _hair(style: str, count: int, length: float, cx: float, cy: float, rx: float, ry: float,
+          rng: np.random.Generator) -> list[np.ndarray]:
+    """The hair strokes of a style other than tufts, around a face outline centred at (cx, cy)."""
+    out: list[np.ndarray] = []
+    if style == "long":
+        # strands from the top of the head falling beside the cheeks to below the chin
+        for k in range(max(2, count)):
+            side = -1 if k % 2 == 0 else 1
+            a = math.pi * (1.5 + side * rng.uniform(0.2, 0.4))
+            start = np.array([cx + rx * math.cos(a), cy + ry * math.sin(a)])
+            end = np.array([cx + side * rx * rng.uniform(1.05, 1.35), cy + ry * rng.uniform(1.0, 1.5)])
+            out.append(_wavy(rng, start, end, rng.uniform(3, 10), rng.uniform(1.5, 3.5)))
+    elif style == "spiky":
+        a = np.linspace(1.08 * math.pi, 1.92 * math.pi, 2 * max(3, count) + 1)
+        r = np.where(np.arange(len(a)) % 2 == 0, 1.0, 1.0 + length / rx * rng.uniform(0.8, 1.2, len(a)))
+        out.append(np.stack([cx + rx * r * np.cos(a), cy + ry * r * np.sin(a)]) + rng.normal(0, 2, (2, len(a))))
+    elif style == "scribble":
+        t = np.linspace(0, 2 * math.pi * max(3, count), 12 * max(3, count))
+        w, h = rx * rng.uniform(0.6, 0.9), ry * rng.uniform(0.15, 0.3)
+        x = cx + w * np.sin(t * rng.uniform(1.1, 1.6)) + rng.normal(0, 4, len(t))
+        y = cy - ry * rng.uniform(0.85, 1.05) + h * np.cos(t) + rng.normal(0, 4, len(t))
+        out.append(np.stack([x, y]))
+    elif style == "bangs":
+        xs = cx + rx * np.linspace(-0.75, 0.75, max(3, count)) + rng.normal(0, 3, max(3, count))
+        for x0 in xs:
+            top = cy - ry * math.sqrt(max(0.0, 1 - ((x0 - cx) / rx) ** 2))
+            slant = rng.normal(0, 8)
+            out.append(np.array([[x0, x0 + slant], [top, cy - ry * rng.uniform(0.35, 0.55)]]))
+    elif style == "curls":
+        for a in np.linspace(1.1 * math.pi, 1.9 * math.pi, max(3, count)):
+            r = rng.uniform(8, 14) * length / 30
+            x0, y0 = cx + (rx + r) * math.cos(a), cy + (ry + r) * math.sin(a)
+            out.append(_ellipse(rng, x0, y0, r, r, rng.uniform(0, 2 * math.pi), 2 * math.pi * 1.1, 14, 0.08))
+    else:
+        raise ValueError(f"unknown hair style {style!r}; valid: {', '.join(HAIR_STYLES)}")
+    return out
 
 
 def synthetic_doodle(rng: np.random.Generator) -> list[np.ndarray]:

@@ -65,6 +65,10 @@ class DoodleEncoderConfig(BaseModel):
     identity_components: int = Field(64, ge=2, le=1024,
                                      description="principal components of the drawing features that make a face's identity")
     psi: float = Field(0.8, ge=0, le=1, description="truncation of the identity by default (the 'prettier' end is lower)")
+    guard: str | None = Field("face_check", min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.-]+$",
+                              description="the face check (a folder of the models folder) every face must pass before "
+                                          "it is returned; a face that fails is drawn again with the drawing's moves "
+                                          "shrunk. None: no check")
     walks: tuple[WalkMapping, ...] = Field(DEFAULT_WALKS, description="how a drawing's attributes move the face")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="seeds the walks, the synthetic doodles, the weights and the identity rotation")
     log_every: int = Field(50, ge=1, description="steps between lines of loss_log.jsonl")

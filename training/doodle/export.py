@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from core.configs.encoder import DoodleEncoderConfig
-from core.manifest import DoodleSpec, DoodleWalk, Member, ModelManifest, SketchInput, TensorSpec, sha256_file
+from core.manifest import (DoodleSpec, DoodleWalk, Member, ModelIntegrityError, ModelManifest, SketchInput,
+                           TensorSpec, sha256_file)
 from core.preprocess import bitmap_to_input
 from training.data import QUICKDRAW_NPY, load_quickdraw
 from training.doodle.attributes import ATTRIBUTES
@@ -28,6 +29,32 @@ log = logging.getLogger(__name__)
 
 #: Style inputs a palette (a variation's colours) replaces: the fine third, as on the faces page.
 FINE_FROM = 0.6
+
+
+def checked_guard(name: str | None, models_dir: Path) -> str | None:
+    """``name`` when it is a face check that loads from ``models_dir`` (an ExportError otherwise)."""
+    if name is None:
+        return None
+    from core.face_check import FaceCheck
+
+    try:
+        FaceCheck(Path(models_dir) / name, ["CPUExecutionProvider"])
+    except (ModelIntegrityError, OSError, ValueError) as exc:
+        raise ExportError(f"the face check {name!r} cannot guard the faces: {exc}") from None
+    return name
+
+
+def attach_guard(model_dir: Path, guard: str | None, models_dir: Path | None = None) -> ModelManifest:
+    """Name ``guard`` (None: none) as the face check of an exported doodle encoder, in its manifest,
+    without exporting it again: the guard is not part of what was trained."""
+    model_dir = Path(model_dir)
+    manifest = ModelManifest.load(model_dir)
+    if manifest.doodle is None:
+        raise ExportError(f"{model_dir} is not a doodle encoder export")
+    name = checked_guard(guard, Path(models_dir) if models_dir else model_dir.parent)
+    manifest = manifest.model_copy(update={"doodle": manifest.doodle.model_copy(update={"guard": name})})
+    manifest.save(model_dir)
+    return manifest
 
 
 def export_encoder_run(run_dir: Path, out_dir: Path, *, name: str = "doodle_encoder", version: str = "1",
@@ -97,6 +124,7 @@ def export_encoder_run(run_dir: Path, out_dir: Path, *, name: str = "doodle_enco
         walks=[DoodleWalk(name=m.walk, layers=list(WALKS[m.walk].layers), attribute=m.attribute, scale=m.scale,
                           centre=m.centre, low=m.low, high=m.high) for m in config.walks],
         psi=config.psi, fine_layers=(first_fine, G.num_ws),
+        guard=checked_guard(config.guard, trainer.prior_dir.parent),
     )
     samples = copy_latest_samples(run_dir, out_dir)
     manifest = ModelManifest(

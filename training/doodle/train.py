@@ -49,7 +49,7 @@ CHECKPOINT_FORMAT = 1
 #: Synthetic doodles at the end of the pool that the encoder never trains on (its R2 is measured on them).
 VALIDATION = 1000
 #: Config fields that do not change the steps a run takes.
-TRAJECTORY_NEUTRAL = {"log_every", "sample_every", "checkpoint_every", "psi", "walks"}
+TRAJECTORY_NEUTRAL = {"log_every", "sample_every", "checkpoint_every", "psi", "walks", "guard"}
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 
 
