@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StringConstraints, model_validator
 
 from core.drawing import MAX_STROKES, Drawing, DrawingError, parse_strokes
 
@@ -13,6 +13,10 @@ from core.drawing import MAX_STROKES, Drawing, DrawingError, parse_strokes
 #: characters, none of them NUL, which PostgreSQL cannot store in text (psycopg raises, and the
 #: request would be a 500 instead of a 422).
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
+
+
+#: A crayon: "#rrggbb".
+Colour = Annotated[str, StringConstraints(pattern=r"^#[0-9a-fA-F]{6}$")]
 
 
 def _drawing(strokes: list[list[list[StrictFloat]]]) -> Drawing:
@@ -75,10 +79,24 @@ class TranslateRequest(BaseModel):
         description="1: follow the drawing closely (bolder changes, more varied faces); 0: prettier, closer to the "
                     "average face. Default: the model's own setting. Only for models whose `controls` list `follow`.",
     )
+    colors: list[Colour | None] | None = Field(
+        None, max_length=MAX_STROKES,
+        description="The crayon of each stroke, in the order of `strokes` and as many: a CSS hex colour "
+                    "(\"#rrggbb\") or null for the black pen. The hair's strokes set the face's hair colour, and "
+                    "every variation keeps it. Without it, every stroke is the black pen. Only for models whose "
+                    "`controls` list `colors`.",
+    )
     size: int = Field(256, ge=28, le=1024, description="Side of the returned picture, in pixels.")
     response: Literal["png", "json"] = Field(
         "png", description="png: the picture (a horizontal strip when member is \"all\"); json: base64 PNGs."
     )
+
+    @model_validator(mode="after")
+    def _a_colour_per_stroke(self) -> "TranslateRequest":
+        if self.colors is not None and len(self.colors) != len(self.strokes.strokes):
+            raise ValueError(f"colors has {len(self.colors)} entries but the drawing has {len(self.strokes.strokes)} "
+                             "strokes: give one colour (or null) per stroke")
+        return self
 
 
 class TranslatedImage(BaseModel):

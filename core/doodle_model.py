@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.drawing import Drawing, rasterize
+from core.colour import KID_HAIR, hex_lab
+from core.drawing import Drawing, rasterize, rasterize_strokes
 from core.face_check import FaceCheck
 from core.manifest import ModelIntegrityError, ModelManifest, sha256_file
 from core.preprocess import bitmap_to_input, output_to_images
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 BUNDLED_MODELS = Path(__file__).resolve().parents[1] / "models"
 PSI_RANGE = (0.5, 0.9)        # psi at follow 0 and at follow 1
 STRENGTH_RANGE = (0.5, 1.0)   # walk strength at follow 0 and from the model's own follow up
+#: Side of the pictures the stroke reader reads (the whole drawing and one stroke).
+STROKE_SIZE = 28
 #: Variations a request may ask for at most (each is one more face to draw).
 MAX_VARIATIONS = 8
 #: The guard's tries for a face that fails its check: (share of the drawing's moves kept, share
@@ -55,7 +58,7 @@ def follow_for_psi(psi: float) -> float:
 class DoodleFaceModel:
     """A doodle encoder and its prior, both checked against their manifests, ready to paint."""
 
-    controls: tuple[str, ...] = ("seed", "follow")
+    controls: tuple[str, ...] = ("seed", "follow")   # and "colors" when the export can read crayons
 
     def __init__(self, folder: Path, providers: list[str] | None = None, threads: int = 0,
                  models_dir: Path | None = None):
@@ -97,6 +100,16 @@ class DoodleFaceModel:
         self.providers = self.prior.providers
         self.members = [MemberInfo(0, "the drawing's own colours", None),
                         *[MemberInfo(i, f"palette {i}", None) for i in range(1, 3)]]
+        # Crayons: which part each stroke draws, and how a hair colour is set. Both, or none.
+        self.stroke_parts = open_session(files[spec.stroke_parts.member], providers, threads) if spec.stroke_parts else None
+        self.hair: dict[str, np.ndarray] | None = None
+        if spec.hair_colour is not None:
+            with np.load(files[spec.hair_colour.member], allow_pickle=False) as arrays:
+                self.hair = {"predict": arrays["predict"].astype(np.float32), "step": arrays["step"].astype(np.float32)}
+            if self.hair["step"].shape != (p.w_dim, 3) or self.hair["predict"].shape != (p.w_dim + 1, 3):
+                raise ModelIntegrityError(f"{self.manifest.name}: its hair colour fit does not fit a w of {p.w_dim}")
+        self.controls = ("seed", "follow", "colors") if self.hair is not None and self.stroke_parts is not None \
+            else ("seed", "follow")
 
     @property
     def name(self) -> str:
@@ -139,7 +152,8 @@ class DoodleFaceModel:
         return (base + moves + self.prior.spec.w_avg).astype(np.float32)
 
     def style_parts(self, bitmaps: np.ndarray, *, variations: int = 1, seed: int | None = None,
-                    follow: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    follow: float | None = None, hair: np.ndarray | None = None,
+                    vary_hair: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """The styles of ``styles`` in two parts, both relative to ``w_avg``: the face without the
         drawing's moves (identity and palette) and the moves, each (N, V, num_ws, w_dim). The
         guard shrinks the moves, and then the face towards the average, of a face that fails."""
@@ -169,7 +183,70 @@ class DoodleFaceModel:
             palettes = self._mapped(self.prior.z(palette_seeds), psi) - spec.w_avg   # (P, D)
             start = 1 if seed is None else 0
             ws[:, start:, first:last, :] = palettes[None, :, None, :]
-        return ws, np.broadcast_to((moved - identity)[:, None], ws.shape)
+        moves = np.broadcast_to((moved - identity)[:, None], ws.shape)
+        if self.hair is not None:
+            ws = self._hair_coloured(ws, moves, hair, seed, vary_hair)
+        return ws, moves
+
+    def _hair_coloured(self, ws: np.ndarray, moves: np.ndarray, hair: np.ndarray | None,
+                       seed: int | None, vary_hair: bool = True) -> np.ndarray:
+        """Styles (N, V, L, D) with the hair colour set: every variation of a drawing whose hair
+        has a crayon's colour (``hair``, Lab (N, 3), NaN where none) gets it; without one, the
+        palettes' variations get hair colours a kid would pick, far from the first face's and
+        from each other (the palettes alone barely change the hair), chosen by ``seed``."""
+        n, v = ws.shape[:2]
+        first, last = self.spec.hair_colour.layers
+        predict, step = self.hair["predict"], self.hair["step"]
+        flat = (ws + moves).reshape(n * v, *ws.shape[2:])
+        now = (np.hstack([flat[:, first:last].mean(axis=1), np.ones((n * v, 1), np.float32)]) @ predict).reshape(n, v, 3)
+        targets = np.full((n, v, 3), np.nan, np.float32)
+        crayon = np.zeros(n, bool) if hair is None else ~np.isnan(np.asarray(hair, np.float32)).any(axis=1)
+        if crayon.any():
+            targets[crayon] = np.asarray(hair, np.float32)[crayon][:, None]
+        start = 1 if seed is None else 0
+        if vary_hair and start < v and (~crayon).any():
+            kid = np.stack([hex_lab(c) for c in KID_HAIR]).astype(np.float32)
+            for i in np.flatnonzero(~crayon):
+                if seed is not None:
+                    # "New colours": the seed alone picks them, so a drawing changed a little keeps them
+                    picks = (seed * 5 + 7 * np.arange(v)) % len(kid)
+                else:
+                    # far from the first face's own hair; which of them is set by the face itself,
+                    # so different drawings get different ones and a drawing keeps its own
+                    far = np.argsort(-np.linalg.norm(kid - now[i, 0], axis=1))[: len(kid) // 2]
+                    picks = far[(int(abs(float(now[i, 0].sum())) * 7) + 2 * np.arange(v - start)) % len(far)]
+                targets[i, start:] = kid[picks]
+        todo = ~np.isnan(targets).any(axis=2)
+        if not todo.any():
+            return ws
+        gain = self.spec.hair_colour.gain
+        out = ws.copy()
+        out[todo, first:last] += gain * ((targets[todo] - now[todo]) @ step.T)[:, None]
+        return out
+
+    def parts(self, drawing: Drawing) -> list[str]:
+        """Which part of a face each stroke of ``drawing`` draws (``spec.stroke_parts.parts``)."""
+        if self.stroke_parts is None:
+            raise ValueError(f"{self.manifest.name} cannot tell the parts of a drawing")
+        whole, each = rasterize_strokes(drawing, STROKE_SIZE)
+        x = np.stack([np.broadcast_to(whole, each.shape), each], axis=1).astype(np.float32) / 255.0
+        probs = self.stroke_parts.run(None, {self.stroke_parts.get_inputs()[0].name: x})[0]
+        names = self.spec.stroke_parts.parts
+        return [names[k] for k in probs.argmax(axis=1)]
+
+    def crayon_hair(self, drawing: Drawing, colors: list[str | None] | None) -> np.ndarray | None:
+        """The hair colour a drawing's crayons ask for (Lab), or None: the colour that the most
+        line of the hair's strokes is drawn in (the black pen, null, asks for nothing)."""
+        if not colors or all(c is None for c in colors):
+            return None
+        ink: dict[str, float] = {}
+        for part, colour, stroke in zip(self.parts(drawing), colors, drawing.strokes):
+            if part == "hair" and colour is not None:
+                length = float(np.linalg.norm(np.diff(stroke, axis=1), axis=0).sum()) if stroke.shape[1] > 1 else 0.0
+                ink[colour.lower()] = ink.get(colour.lower(), 0.0) + length + 1.0
+        if not ink:
+            return None
+        return hex_lab(max(ink, key=ink.get)).astype(np.float32)
 
     def _draw(self, ws: np.ndarray) -> np.ndarray:
         """uint8 faces (M, S, S, 3) of styles (M, num_ws, w_dim) relative to ``w_avg``."""
@@ -178,14 +255,18 @@ class DoodleFaceModel:
         return output_to_images(out)
 
     def paint(self, bitmaps: np.ndarray, *, variations: int = 1, seed: int | None = None,
-              follow: float | None = None, guarded: list[int] | None = None) -> np.ndarray:
+              follow: float | None = None, guarded: list[int] | None = None,
+              hair: np.ndarray | None = None, vary_hair: bool = True) -> np.ndarray:
         """uint8 faces (N, V, S, S, 3): every variation of every drawing, drawn in one run.
 
         With a guard (the manifest's face check), every face is checked before it is returned;
         one that fails is drawn again with the drawing's moves shrunk, then also pulled towards
         the average face (``GUARD_STEPS``), until it passes or the last step is reached.
-        ``guarded``, when given, is filled with how many faces each step drew again."""
-        base, moves = self.style_parts(bitmaps, variations=variations, seed=seed, follow=follow)
+        ``guarded``, when given, is filled with how many faces each step drew again. ``hair``: a
+        crayon's hair colour per drawing (Lab, NaN rows for none); ``vary_hair`` False keeps the
+        palettes' own hair colours (the faces as they were before hair colours were set)."""
+        base, moves = self.style_parts(bitmaps, variations=variations, seed=seed, follow=follow, hair=hair,
+                                       vary_hair=vary_hair)
         n, v = base.shape[:2]
         base, moves = base.reshape(n * v, *base.shape[2:]), moves.reshape(n * v, *moves.shape[2:])
         faces = self._draw(base + moves)
@@ -206,7 +287,10 @@ class DoodleFaceModel:
         return faces.reshape(n, v, *faces.shape[1:])
 
     def translate(self, drawing: Drawing, members: list[int], *, seed: int | None = None,
-                  follow: float | None = None) -> list[np.ndarray]:
-        """The faces of one drawing, one per requested variation (as ``Ensemble.translate``)."""
-        faces = self.paint(self.bitmap(drawing)[None], variations=max(members) + 1, seed=seed, follow=follow)[0]
+                  follow: float | None = None, colors: list[str | None] | None = None) -> list[np.ndarray]:
+        """The faces of one drawing, one per requested variation (as ``Ensemble.translate``);
+        ``colors``: each stroke's crayon ("#rrggbb", or None for the black pen)."""
+        hair = self.crayon_hair(drawing, colors) if colors is not None else None
+        faces = self.paint(self.bitmap(drawing)[None], variations=max(members) + 1, seed=seed, follow=follow,
+                           hair=None if hair is None else hair[None])[0]
         return [faces[i] for i in members]

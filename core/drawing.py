@@ -330,14 +330,17 @@ def render(
 
 
 def _render_flat(
-    pts: np.ndarray, lengths: np.ndarray, size: int, line_diameter: float, padding: float, rows: int | None
+    pts: np.ndarray, lengths: np.ndarray, size: int, line_diameter: float, padding: float, rows: int | None,
+    corner: tuple[float, float] | None = None,
 ) -> np.ndarray:
-    """``render`` on flat points and points per stroke."""
+    """``render`` on flat points and points per stroke. ``corner``: the bottom-right corner of
+    the drawing the points belong to (default: theirs), so that some strokes of a drawing can
+    be drawn where they are in the whole drawing's picture."""
     if size < 8 or size > 1024:
         raise DrawingError("size must be between 8 and 1024 pixels")
     total_padding = padding * 2.0 + line_diameter
     scale = size / (SPACE + total_padding)
-    right, bottom = pts.max(axis=1).tolist()
+    right, bottom = corner if corner is not None else pts.max(axis=1).tolist()
     shift = np.array([[(SPACE - right + total_padding) / 2.0], [(SPACE - bottom + total_padding) / 2.0]])
     pts = (pts + shift) * scale  # the bounding box centred, in pixel units
     if lengths.min() == 1:  # a one-point stroke is a dot: a segment of length 0
@@ -468,3 +471,22 @@ def rasterize(
     pixels, without the per-stroke arrays of a ``Drawing``."""
     pts, lengths = _flatten(drawing) if isinstance(drawing, Drawing) else _parse_flat(drawing)
     return _render_flat(*_simplify_flat(pts, lengths, 2.0), size, line_diameter, padding, None)
+
+
+def rasterize_strokes(
+    drawing: Drawing | object,
+    size: int = 28,
+    *,
+    line_diameter: float = LINE_DIAMETER,
+    padding: float = PADDING,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``rasterize``'s numpy_bitmap of the whole drawing, and each stroke alone drawn where it is
+    in that picture: (size, size) and (strokes, size, size), uint8. What the stroke reader sees."""
+    pts, lengths = _flatten(drawing) if isinstance(drawing, Drawing) else _parse_flat(drawing)
+    pts, lengths = _simplify_flat(pts, lengths, 2.0)
+    whole = _render_flat(pts, lengths, size, line_diameter, padding, None)
+    corner = tuple(pts.max(axis=1).tolist())
+    starts = np.cumsum(lengths) - lengths
+    each = [_render_flat(pts[:, a:a + n], np.array([n]), size, line_diameter, padding, None, corner)
+            for a, n in zip(starts.tolist(), lengths.tolist())]
+    return whole, np.stack(each)

@@ -126,6 +126,27 @@ class DoodleWalk(BaseModel):
     high: float
 
 
+class StrokePartsSpec(BaseModel):
+    """A doodle encoder's stroke reader: its member reads (strokes, 2, S, S), the whole drawing
+    and one stroke where it is in it, ink in [0, 1], and gives a probability per part."""
+
+    model_config = ConfigDict(extra="forbid")
+    member: str = "strokes"
+    parts: list[str]
+
+
+class HairColourSpec(BaseModel):
+    """How a face's hair colour is set: the member (.npz) holds ``predict`` (w_dim + 1, 3), a
+    linear fit from the mean of a face's styles over ``layers`` (and 1) to its hair colour in
+    CIE Lab, and ``step`` (w_dim, 3), the smallest change of those styles that moves the fit by
+    one unit of each Lab channel; a face is moved by ``gain`` times the step its fit asks for."""
+
+    model_config = ConfigDict(extra="forbid")
+    member: str = "hair_colour"
+    layers: tuple[int, int]        # [first, last) style inputs that are moved
+    gain: float
+
+
 class DoodleSpec(BaseModel):
     """How a doodle encoder makes faces: its graph reads a sketch and gives the drawing's
     attributes and an identity z; the prior (a StyleGAN export in the same models folder, the
@@ -142,6 +163,8 @@ class DoodleSpec(BaseModel):
     psi: float                     # truncation of the identity by default
     fine_layers: tuple[int, int]   # [first, last) style inputs a palette replaces
     guard: str | None = None       # folder name of the face check (beside the prior) every face must pass
+    stroke_parts: StrokePartsSpec | None = None  # which part each stroke draws (crayon colours need it)
+    hair_colour: HairColourSpec | None = None    # setting the hair's colour (a crayon's, or the variations')
 
 
 class Member(BaseModel):

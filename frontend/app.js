@@ -35,6 +35,8 @@ const el = {
   pen: document.getElementById("pen"),
   eraser: document.getElementById("eraser"),
   sizes: Array.from(document.querySelectorAll("button.size")),
+  crayons: document.getElementById("crayons"),
+  crayonButtons: Array.from(document.querySelectorAll("button.crayon")),
   undo: document.getElementById("undo"),
   redo: document.getElementById("redo"),
   clear: document.getElementById("clear"),
@@ -61,8 +63,9 @@ const ctx = el.canvas.getContext("2d");
 // ---------------------------------------------------------------------------------------------
 // The drawing and its history
 
-/** A finished stroke: {xs, ys, ts, width, box}. Finished strokes are never changed. */
-function makeStroke(xs, ys, ts, width) {
+/** A finished stroke: {xs, ys, ts, width, colour, box}; colour is a crayon's "#rrggbb", or null
+ *  for the black pen. Finished strokes are never changed. */
+function makeStroke(xs, ys, ts, width, colour = null) {
   let minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
   for (let i = 0; i < xs.length; i++) {
     if (xs[i] < minX) minX = xs[i];
@@ -70,7 +73,7 @@ function makeStroke(xs, ys, ts, width) {
     if (ys[i] < minY) minY = ys[i];
     if (ys[i] > maxY) maxY = ys[i];
   }
-  return Object.freeze({ xs, ys, ts, width, box: { minX, minY, maxX, maxY } });
+  return Object.freeze({ xs, ys, ts, width, colour, box: { minX, minY, maxX, maxY } });
 }
 
 const doc = {
@@ -122,7 +125,7 @@ function drawingChanged() {
 // ---------------------------------------------------------------------------------------------
 // Tools
 
-const tools = { tool: "pen", size: "medium" };
+const tools = { tool: "pen", size: "medium", colour: null }; // colour: the crayon in hand (null: black pen)
 
 function setTool(tool) {
   tools.tool = tool;
@@ -131,6 +134,18 @@ function setTool(tool) {
   el.canvas.dataset.tool = tool;
   hover = null;
   requestRedraw();
+}
+
+/** Pick up a crayon ("#rrggbb") or the black pen (null): new lines are drawn with it. */
+function setColour(colour) {
+  tools.colour = colour || null;
+  for (const b of el.crayonButtons) b.setAttribute("aria-pressed", String((b.dataset.colour || null) === tools.colour));
+  setTool("pen");
+}
+
+/** The crayon new lines get: only while the artist can read crayons. */
+function crayonInHand() {
+  return preview.controls.includes("colors") ? tools.colour : null;
 }
 
 function setSize(size) {
@@ -186,17 +201,19 @@ function redraw() {
   const doomed = active && active.tool === "eraser" ? active.hits : null;
   for (const s of doc.strokes) {
     ctx.globalAlpha = doomed && doomed.has(s) ? 0.18 : 1;
-    paintStroke(s.xs, s.ys, s.width);
+    paintStroke(s.xs, s.ys, s.width, s.colour);
   }
   ctx.globalAlpha = 1;
-  if (active && active.tool === "pen") paintStroke(active.xs, active.ys, active.width);
+  if (active && active.tool === "pen") paintStroke(active.xs, active.ys, active.width, active.colour);
   const ring = active && active.tool === "eraser" ? active.last : hover;
   if (ring && (active ? active.tool === "eraser" : tools.tool === "eraser")) paintEraserRing(ring.x, ring.y);
 }
 
-function paintStroke(xs, ys, width) {
+function paintStroke(xs, ys, width, colour = null) {
   const n = xs.length;
   if (n === 0) return;
+  ctx.strokeStyle = colour || INK;
+  ctx.fillStyle = colour || INK;
   let moves = false;
   for (let i = 1; i < n && !moves; i++) moves = xs[i] !== xs[0] || ys[i] !== ys[0];
   if (!moves) { // a tap: a round dot
@@ -259,7 +276,7 @@ function onPointerDown(e) {
       say("Wow, the page is full of lines! Erase some or start a new page.", "error");
       return;
     }
-    active = { id: e.pointerId, tool, rect, xs: [p.x], ys: [p.y], ts: [p.t], width: BRUSH[tools.size] };
+    active = { id: e.pointerId, tool, rect, xs: [p.x], ys: [p.y], ts: [p.t], width: BRUSH[tools.size], colour: crayonInHand() };
   } else {
     active = { id: e.pointerId, tool, rect, last: p, hits: new Set() };
     eraseAlong(p, p);
@@ -292,12 +309,12 @@ function addPoint(p) {
   const n = active.xs.length;
   if (Math.hypot(p.x - active.xs[n - 1], p.y - active.ys[n - 1]) < MIN_STEP) return;
   if (n >= MAX_POINTS_PER_STROKE) { // a very long scribble: go on in a new stroke
-    const { id, rect, width } = active;
+    const { id, rect, width, colour } = active;
     finishStroke();
     if (!active && doc.strokes.length < MAX_STROKES) {
       const lastX = doc.strokes[doc.strokes.length - 1].xs.at(-1);
       const lastY = doc.strokes[doc.strokes.length - 1].ys.at(-1);
-      active = { id, tool: "pen", rect, xs: [lastX], ys: [lastY], ts: [p.t], width };
+      active = { id, tool: "pen", rect, xs: [lastX], ys: [lastY], ts: [p.t], width, colour };
     } else {
       return;
     }
@@ -329,7 +346,7 @@ function endActive() {
 }
 
 function finishStroke() {
-  const s = makeStroke(active.xs, active.ys, active.ts, active.width);
+  const s = makeStroke(active.xs, active.ys, active.ts, active.width, active.colour);
   endActive();
   commit([...doc.strokes, s]);
   preview.reveal = true;
@@ -509,6 +526,9 @@ function translateBody() {
   if (preview.mode === "line" && preview.lineModel) body.model = preview.lineModel.name;
   if (preview.controls.includes("follow")) body.follow = followValue();
   if (preview.controls.includes("seed") && preview.seed !== null) body.seed = preview.seed;
+  if (preview.controls.includes("colors") && doc.strokes.some((s) => s.colour)) {
+    body.colors = doc.strokes.map((s) => s.colour || null); // one per stroke, as toRaw keeps them
+  }
   return body;
 }
 
@@ -770,6 +790,8 @@ function useModel(model) {
   el.controls.hidden = preview.controls.length === 0;
   el.newColours.hidden = !preview.controls.includes("seed");
   el.follow.closest("label").hidden = !preview.controls.includes("follow");
+  el.crayons.hidden = !preview.controls.includes("colors");
+  if (el.crayons.hidden && tools.colour) setColour(null);
   if (!preview.images.length) el.modelInfo.textContent = `Artist: ${model.name} v${model.version}`;
   renderVariations();
 }
@@ -808,6 +830,7 @@ el.canvas.addEventListener("pointerleave", () => {
 el.canvas.addEventListener("contextmenu", (e) => e.preventDefault());
 
 el.pen.addEventListener("click", () => setTool("pen"));
+for (const b of el.crayonButtons) b.addEventListener("click", () => setColour(b.dataset.colour));
 el.eraser.addEventListener("click", () => setTool("eraser"));
 for (const b of el.sizes) b.addEventListener("click", () => setSize(b.dataset.size));
 el.undo.addEventListener("click", undo);

@@ -58,7 +58,7 @@ def test_models_lists_the_drawing_models_the_default_and_the_random_face_model(c
     assert all(m["serving"] and m["draws_from"] == "drawing" and m["raster_size"] == 28 and m["pen"] == "doodle"
                for m in models.values())
     assert models["doodle_encoder"]["default"] and not models["sketch2anime"]["default"]
-    assert models["doodle_encoder"]["controls"] == ["seed", "follow"] and models["sketch2anime"]["controls"] == []
+    assert models["doodle_encoder"]["controls"] == ["seed", "follow", "colors"] and models["sketch2anime"]["controls"] == []
     assert len(models["doodle_encoder"]["members"]) == 3 and len(models["sketch2anime"]["members"]) >= 1
 
 

@@ -128,3 +128,60 @@ def test_a_detailed_line_drawing_with_the_thin_pen_comes_back_coloured(browser, 
     finally:
         context.close()
     assert not p.failed, p.failed
+
+
+def test_drawing_hair_with_a_crayon_gives_that_hair_colour(browser, base_url):
+    """Pick the red crayon, draw long hair beside the face: the request carries a colour per
+    stroke (null for the black pen's), the strokes show in red on the paper, and the face that
+    comes back has red hair, where before it did not."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from core.colour import hair_colour, hex_lab
+
+    def hair_of(result: dict) -> np.ndarray:
+        png = base64.b64decode(result["src"].split(",", 1)[1])
+        return hair_colour(np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))[None])[0]
+
+    context = browser.new_context(viewport=WIDE, device_scale_factor=1)
+    p = Page(context.new_page(), base_url)
+    try:
+        crayons = p.page.locator("#crayons")
+        assert crayons.is_visible()
+        assert p.page.locator("[data-testid=crayon-pen]").get_attribute("aria-pressed") == "true"
+        draw_face(p)
+        before = p.wait_result()
+        assert "colors" not in p.translates[-1].post_data_json
+        red = p.page.locator("[data-testid=crayon-red]")
+        red.click()
+        assert red.get_attribute("aria-pressed") == "true"
+        n = len(p.translates)
+        for side in (-1, 1):   # long wavy strands beside the cheeks
+            p.mouse_stroke([(0.5 + side * 0.33, 0.2), (0.5 + side * 0.4, 0.45), (0.5 + side * 0.36, 0.65),
+                            (0.5 + side * 0.42, 0.85)])
+        p.wait_strokes(6)
+        deadline = time.monotonic() + 20
+        while len(p.translates) <= n or len(p.translates[-1].post_data_json["strokes"]) != 6:
+            assert time.monotonic() < deadline, "no request for the drawing with its hair"
+            p.page.wait_for_timeout(50)
+        body = p.translates[-1].post_data_json
+        _, after = _next_result(p, len(p.translates) - 1, before["src"])
+        assert body["colors"] == [None, None, None, None, "#e53935", "#e53935"]
+        red_ink = p.page.evaluate("""() => {
+            const c = document.getElementById('canvas');
+            const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let n = 0;
+            for (let i = 0; i < px.length; i += 4) if (px[i + 3] > 200 && px[i] > 180 && px[i + 1] < 90) n++;
+            return n;
+        }""")
+        assert red_ink > 100, "the crayon's strokes are not red on the paper"
+        target = hex_lab("#e53935")
+        assert np.linalg.norm(hair_of(after) - target) < np.linalg.norm(hair_of(before) - target) - 15
+        assert np.linalg.norm(hair_of(after) - target) < 40
+        _shoot(p, "canvas_crayons.png")
+    finally:
+        context.close()
+    assert not p.failed, p.failed

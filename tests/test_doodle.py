@@ -282,7 +282,12 @@ def test_the_drawing_evaluation_measures_every_row_on_the_same_held_out_doodles(
     assert rows[model]["follow_tilt"] > 0.3 and all(abs(rows[n]["follow_tilt"]) < 0.3 for n in randoms)
     edits = rows[model]["edits"]
     assert edits["tilt left -> right"]["agreement"] >= 0.9 and edits["eyes small -> big"]["agreement"] >= 0.9
-    assert "edits" not in rows[randoms[0]] and len(list((out / "edits").glob("*.png"))) == 2 * len(edits)
+    # the crayon rows: the default row only (a grid per crayon pair, none for the control)
+    walks = [k for k in edits if "crayon" not in k]
+    crayons = [k for k in edits if k.startswith("hair crayon")]
+    assert len(crayons) == 3 and all(edits[k]["agreement"] >= 0.8 for k in crayons)
+    assert edits["mouth crayon red (control)"]["change_ratio"] < 0.2
+    assert "edits" not in rows[randoms[0]] and len(list((out / "edits").glob("*.png"))) == 2 * len(walks) + len(crayons)
     md = (out / "drawing_eval.md").read_text()
     assert "told apart (AUC)" in md and "texture 1 px" in md and f"| {model} |" in md
     assert Image.open(out / "side_by_side.png").size == (12 * 64, 5 * 64)

@@ -26,6 +26,8 @@ MouthKind = Literal["smile", "open", "line", "frown"]
 #: loops along the top of the head).
 HairStyle = Literal["tufts", "long", "spiky", "scribble", "bangs", "curls"]
 HAIR_STYLES: tuple[str, ...] = ("tufts", "long", "spiky", "scribble", "bangs", "curls")
+#: What a stroke of a doodle draws.
+PARTS: tuple[str, ...] = ("outline", "eye", "eyebrow", "nose", "mouth", "hair", "ear")
 
 
 @dataclass(frozen=True)
@@ -106,16 +108,27 @@ def _ellipse(rng, cx, cy, rx, ry, start, sweep, n, wobble) -> np.ndarray:
 def draw_doodle(p: DoodleParams, rng: np.random.Generator) -> list[np.ndarray]:
     """The strokes of a doodle with parameters ``p``; ``rng`` draws only the hand's wobble,
     tremor and the small placement errors, so the same parameters always mean the same face."""
+    return [stroke for _, stroke in draw_doodle_parts(p, rng)]
+
+
+def draw_doodle_parts(p: DoodleParams, rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
+    """``draw_doodle``'s strokes, each with the part it draws (one of ``PARTS``)."""
     strokes: list[np.ndarray] = []
+    roles: list[str] = []
+
+    def add(role: str, stroke: np.ndarray) -> None:
+        roles.append(role)
+        strokes.append(stroke)
+
     cx, cy = 128 + rng.normal(0, 6, 2)
     rx, ry = p.rx, p.rx * p.aspect
     if p.outline:
         if p.outline_halves:
             half = p.outline_sweep / 2
-            strokes.append(_ellipse(rng, cx, cy, rx, ry, p.outline_start, half, 40, 0.03))
-            strokes.append(_ellipse(rng, cx, cy, rx, ry, p.outline_start + half, half, 40, 0.03))
+            add("outline", _ellipse(rng, cx, cy, rx, ry, p.outline_start, half, 40, 0.03))
+            add("outline", _ellipse(rng, cx, cy, rx, ry, p.outline_start + half, half, 40, 0.03))
         else:
-            strokes.append(_ellipse(rng, cx, cy, rx, ry, p.outline_start, p.outline_sweep, 80, 0.04))
+            add("outline", _ellipse(rng, cx, cy, rx, ry, p.outline_start, p.outline_sweep, 80, 0.04))
     ey = cy - ry * p.eye_height
     ex = rx * p.eye_spread
     er = p.eye_size
@@ -123,48 +136,49 @@ def draw_doodle(p: DoodleParams, rng: np.random.Generator) -> list[np.ndarray]:
         x0 = cx + side * ex + rng.normal(0, 3)
         y0 = ey + rng.normal(0, 3)
         if p.eye_kind == "dot":
-            strokes.append(np.array([[x0, x0 + rng.normal(0, 1.5)], [y0, y0 + rng.normal(0, 1.5)]]))
+            add("eye", np.array([[x0, x0 + rng.normal(0, 1.5)], [y0, y0 + rng.normal(0, 1.5)]]))
         elif p.eye_kind == "circle":
-            strokes.append(_ellipse(rng, x0, y0, er, er * rng.uniform(0.8, 1.4), 0, 2 * math.pi, 16, 0.05))
+            add("eye", _ellipse(rng, x0, y0, er, er * rng.uniform(0.8, 1.4), 0, 2 * math.pi, 16, 0.05))
         elif p.eye_kind == "arc":
-            strokes.append(_ellipse(rng, x0, y0 + er / 2, er, er * 0.7, math.pi, math.pi, 10, 0.05))
+            add("eye", _ellipse(rng, x0, y0 + er / 2, er, er * 0.7, math.pi, math.pi, 10, 0.05))
         else:
-            strokes.append(np.array([[x0, x0 + rng.normal(0, 2)], [y0 - er, y0 + er]]))
+            add("eye", np.array([[x0, x0 + rng.normal(0, 2)], [y0 - er, y0 + er]]))
     if p.eyebrows:
         for side in (-1, 1):
             x0 = cx + side * ex
             y0 = ey - er - rng.uniform(6, 18)
-            strokes.append(np.array([[x0 - 12, x0 + 12], [y0 + side * rng.normal(0, 3), y0 - side * rng.normal(0, 3)]]))
+            add("eyebrow", np.array([[x0 - 12, x0 + 12], [y0 + side * rng.normal(0, 3), y0 - side * rng.normal(0, 3)]]))
     if p.nose:
         ny = cy + ry * rng.uniform(0.0, 0.15)
-        strokes.append(np.array([[cx, cx + rng.normal(0, 3), cx + rng.uniform(-8, 8)], [ny - 12, ny + 6, ny + 8]]))
+        add("nose", np.array([[cx, cx + rng.normal(0, 3), cx + rng.uniform(-8, 8)], [ny - 12, ny + 6, ny + 8]]))
     my = cy + ry * p.mouth_height
     mw = rx * p.mouth_width
     if p.mouth_kind == "smile":
-        strokes.append(_ellipse(rng, cx, my - mw * 0.4, mw, mw * rng.uniform(0.4, 0.8), 0.15 * math.pi, 0.7 * math.pi, 20, 0.04))
+        add("mouth", _ellipse(rng, cx, my - mw * 0.4, mw, mw * rng.uniform(0.4, 0.8), 0.15 * math.pi, 0.7 * math.pi, 20, 0.04))
     elif p.mouth_kind == "frown":
-        strokes.append(_ellipse(rng, cx, my + mw * 0.3, mw * 0.8, mw * 0.4, 1.15 * math.pi, 0.7 * math.pi, 16, 0.04))
+        add("mouth", _ellipse(rng, cx, my + mw * 0.3, mw * 0.8, mw * 0.4, 1.15 * math.pi, 0.7 * math.pi, 16, 0.04))
     elif p.mouth_kind == "open":
         arc = _ellipse(rng, cx, my - mw * 0.2, mw, mw * 0.7, 0.0, math.pi, 20, 0.04)
-        strokes.append(np.concatenate([arc, arc[:, :1]], axis=1))
+        add("mouth", np.concatenate([arc, arc[:, :1]], axis=1))
     else:
-        strokes.append(np.array([[cx - mw, cx + mw], [my + rng.normal(0, 3), my + rng.normal(0, 3)]]))
+        add("mouth", np.array([[cx - mw, cx + mw], [my + rng.normal(0, 3), my + rng.normal(0, 3)]]))
     if p.outline and p.hair and p.hair_style == "tufts":
         for a in np.linspace(1.15 * math.pi, 1.85 * math.pi, p.hair) + rng.normal(0, 0.05, p.hair):
             x0, y0 = cx + rx * math.cos(a), cy + ry * math.sin(a)
             bend = rng.normal(0, 0.3)
             length = p.hair_length * rng.uniform(0.8, 1.2)
-            strokes.append(np.array([[x0, x0 + length * math.cos(a + bend)], [y0, y0 + length * math.sin(a + bend)]]))
+            add("hair", np.array([[x0, x0 + length * math.cos(a + bend)], [y0, y0 + length * math.sin(a + bend)]]))
     elif p.outline and p.hair:
-        strokes += _hair(p.hair_style, p.hair, p.hair_length, cx, cy, rx, ry, rng)
+        for stroke in _hair(p.hair_style, p.hair, p.hair_length, cx, cy, rx, ry, rng):
+            add("hair", stroke)
     if p.outline and p.ears:
         for side in (-1, 1):
-            strokes.append(_ellipse(rng, cx + side * rx * 1.02, cy, 12, 20, -math.pi / 2 if side > 0 else math.pi / 2, math.pi, 10, 0.05))
+            add("ear", _ellipse(rng, cx + side * rx * 1.02, cy, 12, 20, -math.pi / 2 if side > 0 else math.pi / 2, math.pi, 10, 0.05))
     # The whole drawing: rotation (tilt) and shear about the centre, then tremor on every point.
     c, s = math.cos(p.tilt), math.sin(p.tilt)
     m = np.array([[c, -s + p.shear], [s, c]])
     centre = np.array([[cx], [cy]])
-    return [m @ (st - centre) + centre + rng.normal(0, p.tremor, st.shape) for st in strokes]
+    return [(role, m @ (st - centre) + centre + rng.normal(0, p.tremor, st.shape)) for role, st in zip(roles, strokes)]
 
 
 def _wavy(rng: np.random.Generator, start: np.ndarray, end: np.ndarray, amplitude: float, waves: float,

@@ -107,7 +107,8 @@ def translate(body: TranslateRequest, request: Request, store: StoreDep, setting
     ens = store.get(name)  # this request keeps this model even if it is swapped
     if ens is None:
         raise HTTPException(status_code=503, detail=f"model {name} is not serving: {store.errors.get(name) or 'loading'}")
-    controls = {k: v for k, v in (("seed", body.seed), ("follow", body.follow)) if v is not None}
+    controls = {k: v for k, v in (("seed", body.seed), ("follow", body.follow), ("colors", body.colors))
+                if v is not None}
     if unknown := sorted(set(controls) - set(ens.controls)):
         raise HTTPException(status_code=422, detail=f"model {name} takes no {' or '.join(unknown)}"
                                                     + (f" (it takes {', '.join(ens.controls)})" if ens.controls else ""))

@@ -105,8 +105,9 @@ LABELS = Path(__file__).with_name("broken_faces.json")
 
 
 def labelled_faces(model, part: str = "test") -> tuple[np.ndarray, np.ndarray]:
-    """The faces of ``LABELS`` set ``part`` ("tune" or "test"), painted again without the guard,
-    and whether the person found each broken: (faces (96, S, S, 3), broken (96,) bool). Refused
+    """The faces of ``LABELS`` set ``part`` ("tune" or "test"), painted again without the guard
+    (and with the variations' hair colours as they were when labelled), and whether the person
+    found each broken: (faces (96, S, S, 3), broken (96,) bool). Refused
     (ValueError) for a model other than the one labelled: its faces are other faces."""
     doc = json.loads(LABELS.read_text())
     encoder = next(m for m in model.manifest.members if m.label == model.spec.encoder)
@@ -115,7 +116,8 @@ def labelled_faces(model, part: str = "test") -> tuple[np.ndarray, np.ndarray]:
                          "this model paints other faces")
     first, last = doc["sets"][part]["drawings"]
     cases = hostile_set(doc["per_case"])
-    painted = [paint_all(model, cases[c][first:last], follow=doc["follow"], guard=False)[0] for c in doc["cases"]]
+    painted = [paint_all(model, cases[c][first:last], follow=doc["follow"], guard=False, vary_hair=False)[0]
+               for c in doc["cases"]]
     faces = np.concatenate([f.reshape(-1, *f.shape[2:]) for f in painted])
     broken = np.zeros(len(faces), bool)
     broken[doc["sets"][part]["broken"]] = True
@@ -171,7 +173,8 @@ def calibrate(check_dir: Path, model, data_dir: Path, *, max_false_alarms: float
 # -- the report ----------------------------------------------------------------------------------
 
 
-def paint_all(model, bitmaps: np.ndarray, *, follow: float | None, guard: bool) -> tuple[np.ndarray, list[int]]:
+def paint_all(model, bitmaps: np.ndarray, *, follow: float | None, guard: bool,
+              vary_hair: bool = True) -> tuple[np.ndarray, list[int]]:
     """Every drawing's three variations (N, 3, S, S, 3), with or without the model's guard; and
     how many faces each guard step drew again."""
     saved = model.guard
@@ -179,7 +182,7 @@ def paint_all(model, bitmaps: np.ndarray, *, follow: float | None, guard: bool) 
         model.guard = None
     try:
         redrawn: list[int] = []
-        faces = model.paint(bitmaps, variations=3, follow=follow, guarded=redrawn)
+        faces = model.paint(bitmaps, variations=3, follow=follow, guarded=redrawn, vary_hair=vary_hair)
     finally:
         model.guard = saved
     return faces, redrawn

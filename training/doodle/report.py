@@ -70,6 +70,15 @@ def _painters(folder: Path, providers: list[str] | None) -> dict[str, tuple[Call
             for i in range(len(ens.members))}
 
 
+def _crayon_rows(folder: Path, providers: list[str] | None, grid_dir: Path, label: str) -> dict:
+    """The crayon rows of the edit table, for a model that takes crayons (else none)."""
+    from core.doodle_model import DoodleFaceModel
+    from training.doodle.crayons import crayon_edits
+
+    model = DoodleFaceModel(folder, providers)
+    return crayon_edits(model, grid_dir=grid_dir, label=label) if "colors" in model.controls else {}
+
+
 def random_faces(prior: Path, n: int, psi: float, seed: int = 5) -> np.ndarray:
     model = FaceModel(prior, ["CPUExecutionProvider"])
     out = []
@@ -109,6 +118,8 @@ def evaluate_drawing_models(folders: list[Path], prior: Path, data_dir: Path, ou
             r = evaluate_faces(faces, held, real, readings)
             r["told_apart_auc"] = _told_apart(faces, ref, cmp_, detect_seeds)
             r["edits"] = controlled_edits(edit_paint, grid_dir=out / "edits", label=row)
+            if row.endswith("(default)"):
+                r["edits"].update(_crayon_rows(Path(folder), providers, out / "edits", row))
             results[row] = r
             shown[row] = faces[:12]
     for psi in (0.7, 1.0):
