@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 BUNDLED_MODELS = Path(__file__).resolve().parents[1] / "models"
 PSI_RANGE = (0.5, 0.9)        # psi at follow 0 and at follow 1
 STRENGTH_RANGE = (0.5, 1.0)   # walk strength at follow 0 and from the model's own follow up
+#: The hair colours a kid would pick (``core.colour.KID_HAIR``), in Lab, for the variations.
+KID_HAIR_LAB = np.stack([hex_lab(c) for c in KID_HAIR]).astype(np.float32)
 #: Side of the pictures the stroke reader reads (the whole drawing and one stroke).
 STROKE_SIZE = 28
 #: Variations a request may ask for at most (each is one more face to draw).
@@ -205,7 +207,7 @@ class DoodleFaceModel:
             targets[crayon] = np.asarray(hair, np.float32)[crayon][:, None]
         start = 1 if seed is None else 0
         if vary_hair and start < v and (~crayon).any():
-            kid = np.stack([hex_lab(c) for c in KID_HAIR]).astype(np.float32)
+            kid = KID_HAIR_LAB
             for i in np.flatnonzero(~crayon):
                 if seed is not None:
                     # "New colours": the seed alone picks them, so a drawing changed a little keeps them

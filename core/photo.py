@@ -184,8 +184,6 @@ class FaceDetectors:
     def __init__(self, size: int = 4):
         self.size = size
         self._free: queue.SimpleQueue = queue.SimpleQueue()
-        self._made = 0
-        self._lock = threading.Lock()
         self._room = threading.Semaphore(size)
 
     def _make(self) -> list:

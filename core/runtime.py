@@ -234,11 +234,17 @@ class FaceModel:
         w = self.mapping.run(None, {self.mapping.get_inputs()[0].name: z})[0]
         return self.spec.w_avg + psi * (w - self.spec.w_avg)
 
+    def arrays(self, ws: np.ndarray, batch: int = 100) -> np.ndarray:
+        """(N, num_ws, w_dim) -> uint8 faces (N, S, S, 3), drawn ``batch`` at a time."""
+        out = []
+        for i in range(0, len(ws), batch):
+            y = self.synthesis.run(None, {self.synthesis.get_inputs()[0].name: ws[i:i + batch].astype(np.float32)})[0]
+            out.append(np.clip((y.transpose(0, 2, 3, 1) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8))
+        return np.concatenate(out)
+
     def images(self, ws: np.ndarray) -> list[Image.Image]:
         """(N, num_ws, w_dim) -> PIL images."""
-        out = self.synthesis.run(None, {self.synthesis.get_inputs()[0].name: ws.astype(np.float32)})[0]
-        pixels = np.clip((out.transpose(0, 2, 3, 1) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
-        return [Image.fromarray(p) for p in pixels]
+        return [Image.fromarray(p) for p in self.arrays(ws, batch=max(1, len(ws)))]
 
     def broadcast(self, w: np.ndarray) -> np.ndarray:
         return np.repeat(w[:, None, :], self.spec.num_ws, axis=1)

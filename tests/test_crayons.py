@@ -121,3 +121,47 @@ def test_the_api_takes_crayons_and_says_so(client):
     coloured = client.post("/api/v1/translate", json={**body, "colors": [None, None, None, None, RED]})
     assert plain.status_code == coloured.status_code == 200
     assert [i["png_base64"] for i in plain.json()["images"]] != [i["png_base64"] for i in coloured.json()["images"]]
+
+
+def test_a_tiny_stroke_reader_trains_resumes_and_joins_an_export(tmp_path):
+    import shutil
+
+    from core.doodle_model import DoodleFaceModel
+    from training.doodle.strokes import StrokePartsConfig, StrokePartsTrainer, attach
+
+    tiny = StrokePartsConfig(doodles=24, validation=6, steps=4, batch=16, width=4, checkpoint_every=2)
+    first = StrokePartsTrainer(replace(tiny, steps=2), tmp_path / "run", threads=1)
+    first.run()
+    with pytest.raises(ValueError, match="another config"):
+        StrokePartsTrainer(tiny, tmp_path / "run", threads=1)
+    trainer = StrokePartsTrainer(tiny, tmp_path / "whole", threads=1)
+    metrics = trainer.run()
+    assert {"accuracy", "hair_recall", "hair_precision"} <= set(metrics)
+    models = tmp_path / "models"
+    for name in ("anime_faces", "face_check"):
+        (models / name).parent.mkdir(parents=True, exist_ok=True)
+        (models / name).symlink_to(ROOT / "models" / name)
+    shutil.copytree(ROOT / "models" / "doodle_encoder", models / "doodle_encoder")
+    attach(trainer, models / "doodle_encoder", metrics)
+    model = DoodleFaceModel(models / "doodle_encoder", ["CPUExecutionProvider"])
+    member = next(m for m in model.manifest.members if m.label == "strokes")
+    assert member.parity_max_abs_diff < 1e-4
+    parts = model.parts(parse_strokes([s.tolist() for _, s in hairy(1, seed=3)[0]]))
+    assert len(parts) == len(hairy(1, seed=3)[0]) and set(parts) <= set(model.spec.stroke_parts.parts)
+
+
+def test_the_hair_colour_fit_moves_faces_toward_a_colour():
+    from core.runtime import FaceModel
+    from training.prior.colour import fit, move
+
+    prior = FaceModel(ROOT / "models" / "anime_faces", ["CPUExecutionProvider"])
+    predict, step, metrics = fit(prior, count=300, held_out=60)
+    assert metrics["r2_a"] > 0.5
+    w = prior.w([11, 12, 13, 14], 0.8) - prior.spec.w_avg
+    base = np.repeat(w[:, None], prior.spec.num_ws, axis=1)
+    target = hex_lab("#3caa46")
+    moved = move(base, np.repeat(target[None], 4, 0), predict, step, (2, prior.spec.num_ws), 2.0)
+    assert np.array_equal(moved[:, :2], base[:, :2])      # the pose's style inputs are left alone
+    before = np.linalg.norm(hair_colour(prior.arrays(base + prior.spec.w_avg)) - target, axis=1)
+    after = np.linalg.norm(hair_colour(prior.arrays(moved + prior.spec.w_avg)) - target, axis=1)
+    assert (after < before).all() and (before - after).mean() > 20, (before, after)

@@ -118,7 +118,7 @@ def test_a_fresh_classifier_tells_blurred_faces_from_real_ones_but_not_real_from
     from PIL import Image, ImageFilter
 
     from training.data import load_anime_faces
-    from training.detectability import _auc, detectability
+    from training.detectability import auc as _auc, detectability
 
     assert _auc(np.array([2.0, 3.0]), np.array([0.0, 1.0])) == 1.0 and _auc(np.ones(3), np.ones(2)) == 0.5
     faces = load_anime_faces(data_dir)[:600]

@@ -34,3 +34,26 @@ def changed_fields(saved: BaseModel, current: BaseModel) -> list[str]:
     """The config fields whose values differ, sorted."""
     a, b = saved.model_dump(), current.model_dump()
     return sorted(k for k in a if a[k] != b.get(k))
+
+
+def save_small_run(path: Path, *, kind: str, format_version: int, config: dict, net: torch.nn.Module,
+                   opt: torch.optim.Optimizer, step: int, elapsed: float, history: list) -> None:
+    """The checkpoint of a small trainer (one network, one optimiser, a loss history): the face
+    check's and the stroke reader's."""
+    atomic_save({"kind": kind, "format_version": format_version, "config": config, "net": net.state_dict(),
+                 "opt": opt.state_dict(), "step": step, "elapsed": elapsed, "history": history}, path)
+
+
+def resume_small_run(path: Path, *, kind: str, format_version: int, config: dict, net: torch.nn.Module,
+                     opt: torch.optim.Optimizer) -> tuple[int, float, list]:
+    """(step, elapsed seconds, history) of a ``save_small_run`` checkpoint, its weights and
+    optimiser state loaded into ``net`` and ``opt``; (0, 0.0, []) when there is none. A ValueError
+    when it was made with another config: a resumed run must take the steps the first one would."""
+    state = read_checkpoint(path, kind, format_version)
+    if state is None:
+        return 0, 0.0, []
+    if state["config"] != config:
+        raise ValueError(f"{path} was made with another config; use a new run folder")
+    net.load_state_dict(state["net"])
+    opt.load_state_dict(state["opt"])
+    return state["step"], state["elapsed"], state["history"]

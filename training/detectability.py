@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def _auc(scores_pos: np.ndarray, scores_neg: np.ndarray) -> float:
+def auc(scores_pos: np.ndarray, scores_neg: np.ndarray) -> float:
     """Probability that a random positive scores above a random negative (ties count half)."""
     diff = scores_pos[:, None] - scores_neg[None, :]
     return float((diff > 0).mean() + 0.5 * (diff == 0).mean())
@@ -60,7 +60,7 @@ def detectability(real_train: np.ndarray, fake_train: np.ndarray, real_test: np.
     with torch.no_grad():
         s_real = torch.cat([net(b).squeeze(1) for b in prepared(real_test).split(200)]).numpy()
         s_fake = torch.cat([net(b).squeeze(1) for b in prepared(fake_test).split(200)]).numpy()
-    return _auc(s_fake, s_real)
+    return auc(s_fake, s_real)
 
 
 def told_apart(real_train: np.ndarray, fake_train: np.ndarray, real_test: np.ndarray, fake_test: np.ndarray,

@@ -88,7 +88,7 @@ def sketch_input(config: TranslationConfig, data_dir: Path | None = None) -> Ske
                        description="Quick, Draw! bitmap, resized, dark ink (-1) on white (+1), 3 equal channels")
 
 
-def save_weights(network: torch.nn.Module, config: BaseModel, path: Path, *, of: str, step: int) -> Member:
+def save_weights(network: torch.nn.Module, config: BaseModel | dict, path: Path, *, of: str, step: int) -> Member:
     """The exported network's torch weights as safetensors (its config in the metadata), as a
     manifest member labelled "torch weights"."""
     import os
@@ -96,7 +96,8 @@ def save_weights(network: torch.nn.Module, config: BaseModel, path: Path, *, of:
     from safetensors.torch import save_file
 
     state = {k: v.detach().contiguous() for k, v in network.state_dict().items()}
-    save_file(state, str(path), metadata={"config": json.dumps(config.model_dump(mode="json")), "of": of})
+    settings = config if isinstance(config, dict) else config.model_dump(mode="json")
+    save_file(state, str(path), metadata={"config": json.dumps(settings), "of": of})
     os.chmod(path, 0o644)  # safetensors writes through a private temporary file
     return Member(file=path.name, sha256=sha256_file(path), bytes=path.stat().st_size, label="torch weights",
                   source={"of": of, "step": step})
@@ -109,6 +110,25 @@ def export_onnx(generator: torch.nn.Module, path: Path, image_size: int) -> None
         generator, (dummy,), str(path), input_names=["sketch"], output_names=["anime"],
         dynamic_axes={"sketch": {0: "batch"}, "anime": {0: "batch"}}, opset_version=OPSET, dynamo=False,
     )
+
+
+def export_checked(module: torch.nn.Module, path: Path, *, example: torch.Tensor, check: torch.Tensor,
+                   input_name: str, output_name: str) -> float:
+    """``module`` (put in eval mode) as ONNX with a dynamic batch; returns its largest difference
+    from torch on ``check``, and stops the export (ExportError) over ``PARITY_TOLERANCE``."""
+    import onnxruntime as ort
+
+    module = module.eval()
+    torch.onnx.export(module, (example,), str(path), input_names=[input_name], output_names=[output_name],
+                      dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}}, opset_version=OPSET,
+                      dynamo=False)
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {input_name: check.numpy()})[0]
+    with torch.no_grad():
+        want = module(check).numpy()
+    diff = float(np.abs(got - want).max())
+    if diff > PARITY_TOLERANCE:
+        raise ExportError(f"{path.name}: ONNX differs from torch by {diff:.2e} (> {PARITY_TOLERANCE:g})")
+    return diff
 
 
 def parity(generator: torch.nn.Module, path: Path, batch: np.ndarray) -> float:

@@ -35,7 +35,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,8 +44,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.checkpoints import atomic_save, read_checkpoint
+from training.checkpoints import resume_small_run, save_small_run
 from training.data import load_anime_faces
+from training.detectability import auc
 from training.prior.directions import EYES, MOUTH
 
 log = logging.getLogger(__name__)
@@ -239,8 +239,8 @@ def prior_faces(models_dir: Path, prior: str, count: int, seed: int) -> np.ndarr
     for start in range(0, count, 100):
         seeds = [int(s) for s in rng.integers(0, 2**31, min(100, count - start))]
         psi = float(rng.uniform(0.5, 0.8))
-        out += [np.asarray(im) for im in model.images(model.broadcast(model.w(seeds, psi)))]
-    return np.stack(out)
+        out.append(model.arrays(model.broadcast(model.w(seeds, psi))))
+    return np.concatenate(out)
 
 
 def broken_faces(models_dir: Path, doodle: str, count: int, seed: int) -> np.ndarray:
@@ -270,18 +270,12 @@ def broken_faces(models_dir: Path, doodle: str, count: int, seed: int) -> np.nda
             unit = directions[k] / np.linalg.norm(directions[k])
             ws[i] -= np.sum(ws[i] * unit) * unit
             ws[i] += rng.choice([-1.0, 1.0]) * rng.uniform(1.4, 2.0) * directions[k]
-        out += [np.asarray(im) for im in prior.images((ws + w_avg).astype(np.float32))]
-    return np.stack(out)
+        out.append(prior.arrays(ws + w_avg))
+    return np.concatenate(out)
 
 
 def to_tensor(faces: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(faces.astype(np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0)
-
-
-def auc(pos: np.ndarray, neg: np.ndarray) -> float:
-    """Probability that a random positive scores above a random negative (ties count half)."""
-    d = pos[:, None] - neg[None, :]
-    return float((d > 0).mean() + 0.5 * (d == 0).mean())
 
 
 @torch.no_grad()
@@ -323,15 +317,11 @@ class FaceCheckTrainer:
                        if config.broken_faces else None)
         self.net = FaceCheckNet(config.width)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=config.lr)
-        self.step, self.elapsed, self.history = 0, 0.0, []
         self.checkpoint = self.run_dir / "checkpoint.pt"
-        state = read_checkpoint(self.checkpoint, KIND, CHECKPOINT_FORMAT)
-        if state is not None:
-            if state["config"] != dataclasses.asdict(config):
-                raise ValueError(f"{self.checkpoint} was made with another config; use a new run folder")
-            self.net.load_state_dict(state["net"])
-            self.opt.load_state_dict(state["opt"])
-            self.step, self.elapsed, self.history = state["step"], state["elapsed"], state["history"]
+        self.step, self.elapsed, self.history = resume_small_run(
+            self.checkpoint, kind=KIND, format_version=CHECKPOINT_FORMAT, config=dataclasses.asdict(config),
+            net=self.net, opt=self.opt)
+        if self.step:
             log.info("resumed the face check at step %d", self.step)
         (self.run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
 
@@ -352,9 +342,9 @@ class FaceCheckTrainer:
         return x, y
 
     def save(self) -> None:
-        atomic_save({"kind": KIND, "format_version": CHECKPOINT_FORMAT, "config": dataclasses.asdict(self.config),
-                     "net": self.net.state_dict(), "opt": self.opt.state_dict(), "step": self.step,
-                     "elapsed": self.elapsed, "history": self.history}, self.checkpoint)
+        save_small_run(self.checkpoint, kind=KIND, format_version=CHECKPOINT_FORMAT,
+                       config=dataclasses.asdict(self.config), net=self.net, opt=self.opt, step=self.step,
+                       elapsed=self.elapsed, history=self.history)
 
     def run(self) -> dict:
         c = self.config
@@ -379,35 +369,21 @@ class FaceCheckTrainer:
 
 def export(trainer: FaceCheckTrainer, out: Path, metrics: dict, *, version: str = "1") -> Path:
     """The face check as ONNX (probabilities), its torch weights and a manifest, into ``out``."""
-    from safetensors.torch import save_file
-
     from core.face_check import KIND as RUNTIME_KIND
     from core.manifest import FaceCheckSpec, FaceInput, Member, ModelManifest, ScoresOutput, sha256_file
+    from training.export import export_checked, save_weights
     from training.runinfo import hardware
 
     assert RUNTIME_KIND == KIND
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    net = trainer.net.eval()
-    example = trainer.valid[:4]
     graph = out / "face_check.onnx"
-    torch.onnx.export(Probabilities(net).eval(), (example,), str(graph), input_names=["face"], output_names=["present"],
-                      dynamic_axes={"face": {0: "batch"}, "present": {0: "batch"}}, opset_version=17, dynamo=False)
-    import onnxruntime as ort
-
-    with torch.no_grad():
-        want = torch.sigmoid(net(trainer.valid[:32])).numpy()
-    got = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"]).run(
-        None, {"face": trainer.valid[:32].numpy()})[0]
-    parity = float(np.abs(got - want).max())
-    if parity > 1e-4:
-        raise RuntimeError(f"the exported face check differs from torch by {parity}")
-    weights = out / "face_check.safetensors"
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(weights))
-    os.chmod(weights, 0o644)   # safetensors writes through a private temporary file
-    members = [Member(file=p.name, sha256=sha256_file(p), bytes=p.stat().st_size, label=label,
-                      parity_max_abs_diff=parity if p.suffix == ".onnx" else None)
-               for p, label in ((graph, "face_check"), (weights, "torch_weights"))]
+    parity = export_checked(Probabilities(trainer.net), graph, example=trainer.valid[:4], check=trainer.valid[:32],
+                            input_name="face", output_name="present")
+    weights = save_weights(trainer.net, dataclasses.asdict(trainer.config), out / "face_check.safetensors",
+                           of="face_check", step=trainer.step)
+    members = [Member(file=graph.name, sha256=sha256_file(graph), bytes=graph.stat().st_size, label="face_check",
+                      parity_max_abs_diff=parity), weights.model_copy(update={"label": "torch_weights"})]
     c = trainer.config
     manifest = ModelManifest(
         name=out.name, kind=KIND, version=version, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -127,7 +127,7 @@ def labelled_faces(model, part: str = "test") -> tuple[np.ndarray, np.ndarray]:
 def agreement(check, faces: np.ndarray, broken: np.ndarray) -> dict:
     """How a face check agrees with the person: the share of broken faces it stops (``caught``),
     of whole ones it stops (``false_alarms``), and the ROC AUC of its lowest part score."""
-    from training.face_check import auc
+    from training.detectability import auc
 
     scores = check.scores(faces).min(axis=1)
     stopped = scores < check.spec.threshold

@@ -84,8 +84,8 @@ def random_faces(prior: Path, n: int, psi: float, seed: int = 5) -> np.ndarray:
     out = []
     for i in range(0, n, 100):
         seeds = list(range(seed * 100000 + i, seed * 100000 + min(n, i + 100)))
-        out += [np.asarray(im) for im in model.images(model.broadcast(model.w(seeds, psi)))]
-    return np.stack(out)
+        out.append(model.arrays(model.broadcast(model.w(seeds, psi))))
+    return np.concatenate(out)
 
 
 def _told_apart(faces: np.ndarray, ref: np.ndarray, cmp_: np.ndarray, seeds: int) -> float | str:

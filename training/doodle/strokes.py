@@ -20,7 +20,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.drawing import rasterize_strokes
-from training.checkpoints import atomic_save, read_checkpoint
+from training.checkpoints import resume_small_run, save_small_run
 from training.doodles import HAIR_STYLES, PARTS, draw_doodle_parts, sample_doodle_params
 
 log = logging.getLogger(__name__)
@@ -118,21 +117,16 @@ class StrokePartsTrainer:
         self.vx, self.vy = to_tensor(x[held]), torch.from_numpy(y[held])
         self.net = StrokePartsNet(config.width)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=config.lr)
-        self.step, self.elapsed, self.history = 0, 0.0, []
         self.checkpoint = self.run_dir / "checkpoint.pt"
-        state = read_checkpoint(self.checkpoint, KIND, CHECKPOINT_FORMAT)
-        if state is not None:
-            if state["config"] != dataclasses.asdict(config):
-                raise ValueError(f"{self.checkpoint} was made with another config; use a new run folder")
-            self.net.load_state_dict(state["net"])
-            self.opt.load_state_dict(state["opt"])
-            self.step, self.elapsed, self.history = state["step"], state["elapsed"], state["history"]
+        self.step, self.elapsed, self.history = resume_small_run(
+            self.checkpoint, kind=KIND, format_version=CHECKPOINT_FORMAT, config=dataclasses.asdict(config),
+            net=self.net, opt=self.opt)
         (self.run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
 
     def save(self) -> None:
-        atomic_save({"kind": KIND, "format_version": CHECKPOINT_FORMAT, "config": dataclasses.asdict(self.config),
-                     "net": self.net.state_dict(), "opt": self.opt.state_dict(), "step": self.step,
-                     "elapsed": self.elapsed, "history": self.history}, self.checkpoint)
+        save_small_run(self.checkpoint, kind=KIND, format_version=CHECKPOINT_FORMAT,
+                       config=dataclasses.asdict(self.config), net=self.net, opt=self.opt, step=self.step,
+                       elapsed=self.elapsed, history=self.history)
 
     def run(self) -> dict:
         c = self.config
@@ -175,30 +169,18 @@ class StrokePartsTrainer:
 def attach(trainer: StrokePartsTrainer, model_dir: Path, metrics: dict) -> Path:
     """Add the stroke reader to a doodle encoder export: its ONNX graph (probabilities), its
     torch weights, and ``doodle.stroke_parts`` in the manifest."""
-    import onnxruntime as ort
-    from safetensors.torch import save_file
-
     from core.manifest import Member, ModelManifest, StrokePartsSpec, sha256_file
+    from training.export import export_checked, save_weights
 
     model_dir = Path(model_dir)
     manifest = ModelManifest.load(model_dir)
     if manifest.doodle is None:
         raise ValueError(f"{model_dir} is not a doodle encoder export")
-    net = trainer.net.eval()
     graph = model_dir / "strokes.onnx"
-    torch.onnx.export(Probabilities(net).eval(), (trainer.vx[:4],), str(graph), input_names=["strokes"],
-                      output_names=["parts"], dynamic_axes={"strokes": {0: "n"}, "parts": {0: "n"}},
-                      opset_version=17, dynamo=False)
-    with torch.no_grad():
-        want = torch.softmax(net(trainer.vx[:64]), 1).numpy()
-    got = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"]).run(
-        None, {"strokes": trainer.vx[:64].numpy()})[0]
-    parity = float(np.abs(got - want).max())
-    if parity > 1e-4:
-        raise RuntimeError(f"strokes.onnx differs from torch by {parity}")
-    weights = model_dir / "strokes.safetensors"
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(weights))
-    os.chmod(weights, 0o644)
+    parity = export_checked(Probabilities(trainer.net), graph, example=trainer.vx[:4], check=trainer.vx[:64],
+                            input_name="strokes", output_name="parts")
+    weights = save_weights(trainer.net, dataclasses.asdict(trainer.config), model_dir / "strokes.safetensors",
+                           of="strokes", step=trainer.step)
     keep = [m for m in manifest.members if m.label not in ("strokes", "stroke weights")]
     c = trainer.config
     source = {"trained": "training.doodle.strokes", "config": dataclasses.asdict(c), "steps": trainer.step,
@@ -206,8 +188,7 @@ def attach(trainer: StrokePartsTrainer, model_dir: Path, metrics: dict) -> Path:
     members = keep + [
         Member(file=graph.name, sha256=sha256_file(graph), bytes=graph.stat().st_size, label="strokes",
                source=source, parity_max_abs_diff=parity, metrics={k: float(v) for k, v in metrics.items()}),
-        Member(file=weights.name, sha256=sha256_file(weights), bytes=weights.stat().st_size, label="stroke weights",
-               source=source),
+        weights.model_copy(update={"label": "stroke weights", "source": source}),
     ]
     doodle = manifest.doodle.model_copy(update={"stroke_parts": StrokePartsSpec(member="strokes", parts=list(PARTS))})
     manifest.model_copy(update={"members": members, "doodle": doodle}).save(model_dir)

@@ -33,10 +33,8 @@ CRAYONS = ("#dc2828", "#2850dc", "#f0dc3c", "#1e1e1e", "#fa8cbe", "#3caa46", "#7
 
 
 def _faces(prior, ws: np.ndarray) -> np.ndarray:
-    out = []
-    for i in range(0, len(ws), 100):
-        out += [np.asarray(im) for im in prior.images((ws[i:i + 100] + prior.spec.w_avg).astype(np.float32))]
-    return np.stack(out)
+    """The faces of styles relative to w_avg."""
+    return prior.arrays(ws + prior.spec.w_avg)
 
 
 def fit(prior, *, count: int = 3000, held_out: int = 500, seed: int = 0, psi: float = 0.8,
