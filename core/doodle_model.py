@@ -15,6 +15,14 @@ numpy, as ``training.doodle.faces`` does in torch:
    mouth, and one that fails is drawn again with the drawing's moves shrunk until it passes: a
    walk pushed too far (a drawing tilted 30 degrees) makes a head with no eyes.
 
+When the strokes are at hand (a drawing from the page or the API) and the export has a stroke
+reader, the hair strokes are read apart from the face: the identity and what the face looks
+like (tilt, shape, eyes, mouth) are read off the drawing without its hair strokes, so hair
+squiggles neither change who the face is nor roll or smear it; the hair sets the hair: how far
+down the strokes fall beside the face sets its length (``STROKE_ATTRIBUTES``, walks that add to
+the face's own hair, ``keep_identity``), how much of the drawing is hair around the face its
+size in the frame, and a crayon its colour.
+
 ``follow`` in [0, 1] is the "follow my drawing <-> prettier" control: towards 0 the identity is
 pulled towards the average face (psi 0.5) and the drawing's moves are halved; at 1 psi is 0.9.
 The default gives the psi the model was exported with and whole moves, which is what training
@@ -29,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from core.colour import KID_HAIR, hex_lab
-from core.drawing import Drawing, rasterize, rasterize_strokes
+from core.drawing import LINE_DIAMETER, PADDING, Drawing, rasterize, rasterize_strokes
 from core.face_check import FaceCheck
 from core.manifest import ModelIntegrityError, ModelManifest, sha256_file
 from core.preprocess import bitmap_to_input, output_to_images
@@ -45,6 +53,18 @@ STRENGTH_RANGE = (0.5, 1.0)   # walk strength at follow 0 and from the model's o
 KID_HAIR_LAB = np.stack([hex_lab(c) for c in KID_HAIR]).astype(np.float32)
 #: Side of the pictures the stroke reader reads (the whole drawing and one stroke).
 STROKE_SIZE = 28
+#: Attributes read off the strokes (with the stroke reader), not off the bitmap:
+#: hair_drop: how far the hair strokes reach down, from the face outline's middle, in its
+#: half-heights (long hair falling beside the cheeks to the chin about 1, tufts on top of the head
+#: about -0.6), measured upright (the drawing's tilt taken out). NaN where a drawing has no hair
+#: strokes or no outline: the walks it sets do not move.
+STROKE_ATTRIBUTES = ("hair_drop",)
+#: The encoder's attributes still read off the whole drawing when its hair strokes are read apart:
+#: the hair around the face is what they measure.
+WITH_HAIR = ("hair", "face_fraction", "face_x", "face_y")
+#: A hair stroke shorter than this share of the outline's size (a dot, a speck) does not say how
+#: long the hair is.
+HAIR_STROKE_MIN = 0.15
 #: Variations a request may ask for at most (each is one more face to draw).
 MAX_VARIATIONS = 8
 #: The guard's tries for a face that fails its check: (share of the drawing's moves kept, share
@@ -98,7 +118,13 @@ class DoodleFaceModel:
                                       f"{len(spec.walks)} walks of a prior with {p.num_ws} x {p.w_dim} styles")
         norms = np.linalg.norm(self.directions.reshape(len(self.directions), -1), axis=1)
         self.units = self.directions / norms[:, None, None]
-        self.attribute_index = [spec.attributes.index(w.attribute) for w in spec.walks]
+        # the encoder's attributes, then those read off the strokes
+        names = [*spec.attributes, *STROKE_ATTRIBUTES]
+        unknown = [w.attribute for w in spec.walks if w.attribute not in names]
+        if unknown:
+            raise ModelIntegrityError(f"{self.manifest.name}: walks set by unknown attributes {unknown}")
+        self.attribute_index = [names.index(w.attribute) for w in spec.walks]
+        self.tilt_index = spec.attributes.index("tilt") if "tilt" in spec.attributes else None
         self.providers = self.prior.providers
         self.members = [MemberInfo(0, "the drawing's own colours", None),
                         *[MemberInfo(i, f"palette {i}", None) for i in range(1, 3)]]
@@ -134,10 +160,39 @@ class DoodleFaceModel:
         return attributes, z
 
     def coefficients(self, attributes: np.ndarray, strength: float) -> np.ndarray:
+        """(N, K) walk coefficients of attributes (N, A): the encoder's, then ``STROKE_ATTRIBUTES``
+        (NaN where a drawing does not say: that walk does not move)."""
         out = np.empty((len(attributes), len(self.spec.walks)), np.float32)
         for k, (walk, a) in enumerate(zip(self.spec.walks, self.attribute_index)):
-            out[:, k] = np.clip(walk.scale * (attributes[:, a] - walk.centre), walk.low, walk.high) * strength
+            out[:, k] = np.nan_to_num(np.clip(walk.scale * (attributes[:, a] - walk.centre), walk.low, walk.high)) \
+                * strength
         return out
+
+    def read(self, bitmaps: np.ndarray, drawings: list[Drawing] | None = None,
+             parts: list[list[str]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(attributes (N, A + len(STROKE_ATTRIBUTES)), identity z (N, z_dim)) of the drawings.
+
+        Without ``drawings`` (or a stroke reader) the encoder reads the bitmaps and the stroke
+        attributes are NaN. With them, the hair strokes are read apart: the identity and every
+        attribute but ``WITH_HAIR`` come from the drawing without its hair strokes, and the
+        stroke attributes from the strokes. ``parts``: each drawing's ``parts``, when known."""
+        attributes, z = self.encode(bitmaps)
+        extra = np.full((len(attributes), len(STROKE_ATTRIBUTES)), np.nan, np.float32)
+        if drawings is None or self.stroke_parts is None:
+            return np.hstack([attributes, extra]), z
+        parts = [self.parts(d) for d in drawings] if parts is None else parts
+        hairy = [i for i, p in enumerate(parts) if "hair" in p and any(q != "hair" for q in p)]
+        if hairy:
+            bare = np.stack([self.bitmap(Drawing(tuple(s for s, q in zip(drawings[i].strokes, parts[i]) if q != "hair")))
+                             for i in hairy])
+            bare_attributes, bare_z = self.encode(bare)
+            keep = [j for j, name in enumerate(self.spec.attributes) if name in WITH_HAIR]
+            bare_attributes[:, keep] = attributes[hairy][:, keep]
+            attributes[hairy], z[hairy] = bare_attributes, bare_z
+        tilts = attributes[:, self.tilt_index] if self.tilt_index is not None else np.zeros(len(attributes))
+        for i in hairy:
+            extra[i, 0] = hair_drop(drawings[i].strokes, parts[i], float(tilts[i]))
+        return np.hstack([attributes, extra]), z
 
     def _mapped(self, z: np.ndarray, psi: float) -> np.ndarray:
         m = self.prior.mapping
@@ -155,10 +210,13 @@ class DoodleFaceModel:
 
     def style_parts(self, bitmaps: np.ndarray, *, variations: int = 1, seed: int | None = None,
                     follow: float | None = None, hair: np.ndarray | None = None,
-                    vary_hair: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                    vary_hair: bool = True, drawings: list[Drawing] | None = None,
+                    parts: list[list[str]] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The styles of ``styles`` in two parts, both relative to ``w_avg``: the face without the
         drawing's moves (identity and palette) and the moves, each (N, V, num_ws, w_dim). The
-        guard shrinks the moves, and then the face towards the average, of a face that fails."""
+        guard shrinks the moves, and then the face towards the average, of a face that fails.
+        ``drawings``: the strokes of the bitmaps (and ``parts``, their parts, when known), so that
+        the hair strokes are read apart (``read``)."""
         if not 1 <= variations <= MAX_VARIATIONS:
             raise ValueError(f"variations must be 1..{MAX_VARIATIONS}, got {variations}")
         follow = follow_for_psi(self.spec.psi) if follow is None else float(np.clip(follow, 0.0, 1.0))
@@ -168,16 +226,18 @@ class DoodleFaceModel:
         own = follow_for_psi(self.spec.psi)
         strength = STRENGTH_RANGE[1] if follow >= own else (
             STRENGTH_RANGE[0] + (STRENGTH_RANGE[1] - STRENGTH_RANGE[0]) * follow / max(own, 1e-6))
-        attributes, z = self.encode(bitmaps)
+        attributes, z = self.read(bitmaps, drawings, parts)
         spec = self.prior.spec
         identity = np.repeat(self._mapped(z, psi)[:, None, :], spec.num_ws, axis=1) - spec.w_avg   # (N, L, D)
         # The drawing's moves, decided on the identity's styles and then given to every
         # variation alike, so a palette changes the colours and nothing of the structure.
         coeff = self.coefficients(attributes, strength)                      # (N, K)
         moved = identity
-        for k in range(len(self.units)):
-            comp = np.einsum("nld,ld->n", moved, self.units[k])
-            moved = moved - comp[:, None, None] * self.units[k] + coeff[:, k, None, None] * self.directions[k]
+        for k, walk in enumerate(self.spec.walks):
+            if not walk.keep_identity:
+                comp = np.einsum("nld,ld->n", moved, self.units[k])
+                moved = moved - comp[:, None, None] * self.units[k]
+            moved = moved + coeff[:, k, None, None] * self.directions[k]
         ws = np.repeat(identity[:, None], variations, axis=1)               # (N, V, L, D)
         first, last = self.spec.fine_layers
         palette_seeds = [(seed or 0) + v for v in range(variations) if not (seed is None and v == 0)]
@@ -228,21 +288,30 @@ class DoodleFaceModel:
 
     def parts(self, drawing: Drawing) -> list[str]:
         """Which part of a face each stroke of ``drawing`` draws (``spec.stroke_parts.parts``)."""
+        return self.bitmap_and_parts(drawing)[1]
+
+    def bitmap_and_parts(self, drawing: Drawing) -> tuple[np.ndarray, list[str]]:
+        """``bitmap`` and ``parts`` of a drawing, rasterized once where the encoder and the stroke
+        reader see the same picture."""
         if self.stroke_parts is None:
             raise ValueError(f"{self.manifest.name} cannot tell the parts of a drawing")
         whole, each = rasterize_strokes(drawing, STROKE_SIZE)
         x = np.stack([np.broadcast_to(whole, each.shape), each], axis=1).astype(np.float32) / 255.0
         probs = self.stroke_parts.run(None, {self.stroke_parts.get_inputs()[0].name: x})[0]
         names = self.spec.stroke_parts.parts
-        return [names[k] for k in probs.argmax(axis=1)]
+        s = self.manifest.input
+        same = (s.raster_size, s.line_diameter, s.padding) == (STROKE_SIZE, LINE_DIAMETER, PADDING)
+        return (whole if same else self.bitmap(drawing)), [names[k] for k in probs.argmax(axis=1)]
 
-    def crayon_hair(self, drawing: Drawing, colors: list[str | None] | None) -> np.ndarray | None:
+    def crayon_hair(self, drawing: Drawing, colors: list[str | None] | None,
+                    parts: list[str] | None = None) -> np.ndarray | None:
         """The hair colour a drawing's crayons ask for (Lab), or None: the colour that the most
-        line of the hair's strokes is drawn in (the black pen, null, asks for nothing)."""
+        line of the hair's strokes is drawn in (the black pen, null, asks for nothing).
+        ``parts``: the drawing's ``parts``, when known."""
         if not colors or all(c is None for c in colors):
             return None
         ink: dict[str, float] = {}
-        for part, colour, stroke in zip(self.parts(drawing), colors, drawing.strokes):
+        for part, colour, stroke in zip(parts or self.parts(drawing), colors, drawing.strokes):
             if part == "hair" and colour is not None:
                 length = float(np.linalg.norm(np.diff(stroke, axis=1), axis=0).sum()) if stroke.shape[1] > 1 else 0.0
                 ink[colour.lower()] = ink.get(colour.lower(), 0.0) + length + 1.0
@@ -258,7 +327,8 @@ class DoodleFaceModel:
 
     def paint(self, bitmaps: np.ndarray, *, variations: int = 1, seed: int | None = None,
               follow: float | None = None, guarded: list[int] | None = None,
-              hair: np.ndarray | None = None, vary_hair: bool = True) -> np.ndarray:
+              hair: np.ndarray | None = None, vary_hair: bool = True,
+              drawings: list[Drawing] | None = None, parts: list[list[str]] | None = None) -> np.ndarray:
         """uint8 faces (N, V, S, S, 3): every variation of every drawing, drawn in one run.
 
         With a guard (the manifest's face check), every face is checked before it is returned;
@@ -266,9 +336,10 @@ class DoodleFaceModel:
         the average face (``GUARD_STEPS``), until it passes or the last step is reached.
         ``guarded``, when given, is filled with how many faces each step drew again. ``hair``: a
         crayon's hair colour per drawing (Lab, NaN rows for none); ``vary_hair`` False keeps the
-        palettes' own hair colours (the faces as they were before hair colours were set)."""
+        palettes' own hair colours (the faces as they were before hair colours were set).
+        ``drawings``, ``parts``: the strokes of the bitmaps and their parts (``read``)."""
         base, moves = self.style_parts(bitmaps, variations=variations, seed=seed, follow=follow, hair=hair,
-                                       vary_hair=vary_hair)
+                                       vary_hair=vary_hair, drawings=drawings, parts=parts)
         n, v = base.shape[:2]
         base, moves = base.reshape(n * v, *base.shape[2:]), moves.reshape(n * v, *moves.shape[2:])
         faces = self._draw(base + moves)
@@ -292,7 +363,36 @@ class DoodleFaceModel:
                   follow: float | None = None, colors: list[str | None] | None = None) -> list[np.ndarray]:
         """The faces of one drawing, one per requested variation (as ``Ensemble.translate``);
         ``colors``: each stroke's crayon ("#rrggbb", or None for the black pen)."""
-        hair = self.crayon_hair(drawing, colors) if colors is not None else None
-        faces = self.paint(self.bitmap(drawing)[None], variations=max(members) + 1, seed=seed, follow=follow,
-                           hair=None if hair is None else hair[None])[0]
+        bitmap, parts = self.bitmap_and_parts(drawing) if self.stroke_parts is not None else (self.bitmap(drawing), None)
+        hair = self.crayon_hair(drawing, colors, parts) if colors is not None else None
+        faces = self.paint(bitmap[None], variations=max(members) + 1, seed=seed, follow=follow,
+                           hair=None if hair is None else hair[None], drawings=[drawing],
+                           parts=None if parts is None else [parts])[0]
         return [faces[i] for i in members]
+
+
+def hair_drop(strokes, parts: list[str], tilt: float) -> float:
+    """How far the hair strokes reach down (``STROKE_ATTRIBUTES``): the lowest point of the hair
+    below the outline's middle, in the outline's half-heights, with the drawing turned upright by
+    ``tilt`` (radians, clockwise on screen) about the outline's centre. NaN without an outline or
+    hair strokes (specks under ``HAIR_STROKE_MIN`` of the outline's size do not count). Screen
+    coordinates: y grows downwards."""
+    outline = [s for s, p in zip(strokes, parts) if p == "outline"]
+    if not outline:
+        return float("nan")
+    ring = np.concatenate(outline, axis=1).astype(np.float64)
+    size = float((ring.max(axis=1) - ring.min(axis=1)).max())
+    hair = [s for s, p in zip(strokes, parts)
+            if p == "hair" and float((s.max(axis=1) - s.min(axis=1)).max()) >= HAIR_STROKE_MIN * size]
+    if not hair:
+        return float("nan")
+    centre = (ring.min(axis=1) + ring.max(axis=1)) / 2
+    c, s = np.cos(tilt), np.sin(tilt)
+    upright = np.array([[c, s], [-s, c]])      # undoes a clockwise turn by ``tilt`` on screen
+    ring = upright @ (ring - centre[:, None])
+    half = float(ring[1].max() - ring[1].min()) / 2
+    if half <= 0:
+        return float("nan")
+    lowest = float((upright @ (np.concatenate(hair, axis=1) - centre[:, None]))[1].max())
+    middle = float(ring[1].min() + ring[1].max()) / 2
+    return (lowest - middle) / half

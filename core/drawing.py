@@ -361,9 +361,11 @@ def _render_flat(
     return np.rint(uncovered * -255.0 + 255.0).astype(np.uint8)
 
 
-def _uncovered(pts: np.ndarray, lengths: np.ndarray, radius: float, size: int, rows: int) -> np.ndarray:
+def _uncovered(pts: np.ndarray, lengths: np.ndarray, radius: float, size: int, rows: int,
+               each: bool = False) -> np.ndarray:
     """What compositing the strokes one over another (cairo's OVER) leaves of the background in
     each pixel: the product over strokes of (1 - the fraction of the pixel the stroke covers).
+    ``each``: what each stroke alone leaves, (strokes, size, size), before the product.
 
     ``pts`` are flat points in pixel units, ``lengths`` the points per stroke (2 or more; a dot
     repeats its point). A stroke is the union of its segments' capsules (the points within
@@ -413,7 +415,7 @@ def _uncovered(pts: np.ndarray, lengths: np.ndarray, radius: float, size: int, r
     pairs = np.repeat(table, count, axis=1)
     n_pairs = pairs.shape[1]
     if n_pairs == 0:  # the whole drawing lies off the image
-        return np.ones((size, size))
+        return np.ones((lengths.size, size, size) if each else (size, size))
     row = np.arange(n_pairs) + pairs[7]  # (the sample row + 0.5)
     y = row * (1.0 / rows)
 
@@ -454,8 +456,8 @@ def _uncovered(pts: np.ndarray, lengths: np.ndarray, radius: float, size: int, r
     np.subtract(sign, weight[2:], out=weight[:2])
     hist = np.bincount(at.ravel(), weights=weight.ravel(), minlength=n_cells).reshape(-1, size + 2)
     hist[:, 0] += 1.0
-    left = np.cumsum(hist, axis=1)[:, :size]
-    return np.multiply.reduce(left.reshape(lengths.size, size, size), axis=0)
+    left = np.cumsum(hist, axis=1)[:, :size].reshape(lengths.size, size, size)
+    return left if each else np.multiply.reduce(left, axis=0)
 
 
 def rasterize(
@@ -484,6 +486,22 @@ def rasterize_strokes(
     in that picture: (size, size) and (strokes, size, size), uint8. What the stroke reader sees."""
     pts, lengths = _flatten(drawing) if isinstance(drawing, Drawing) else _parse_flat(drawing)
     pts, lengths = _simplify_flat(pts, lengths, 2.0)
+    if lengths.size <= max(1, _MAX_CELLS // (size * (size + 2))):
+        # every stroke in one pass: ``_render_flat``'s steps, keeping each stroke's picture
+        total_padding = padding * 2.0 + line_diameter
+        scale = size / (SPACE + total_padding)
+        right, bottom = pts.max(axis=1).tolist()
+        flat = (pts + np.array([[(SPACE - right + total_padding) / 2.0], [(SPACE - bottom + total_padding) / 2.0]])) * scale
+        counts = lengths
+        if lengths.min() == 1:
+            dot = lengths == 1
+            flat = np.repeat(flat, np.repeat(dot + 1, lengths), axis=1)
+            counts = lengths + dot
+        with np.errstate(divide="ignore", invalid="ignore"):
+            left = _uncovered(flat, counts, line_diameter / 2.0 * scale, size, _sample_rows(size), each=True)
+        whole = np.multiply.reduce(left, axis=0)   # as ``_uncovered`` composes them
+        return (np.rint(whole * -255.0 + 255.0).astype(np.uint8),
+                np.rint(left * -255.0 + 255.0).astype(np.uint8))
     whole = _render_flat(pts, lengths, size, line_diameter, padding, None)
     corner = tuple(pts.max(axis=1).tolist())
     starts = np.cumsum(lengths) - lengths

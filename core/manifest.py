@@ -117,13 +117,16 @@ class DoodleWalk(BaseModel):
     coefficient = clip(scale * (attribute - centre), low, high)."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str                      # tilt, long, zoom_out, big_eyes, open_mouth
+    name: str                      # tilt, long, zoom_out, big_eyes, open_mouth, long_hair
     layers: list[int]              # the style inputs its direction moves
-    attribute: str                 # the drawing attribute that sets it
+    attribute: str                 # the drawing attribute that sets it: the encoder's, or one read off the
+    #                                strokes (``core.doodle_model.STROKE_ATTRIBUTES``; a drawing without it: 0)
     scale: float
     centre: float = 0.0
     low: float
     high: float
+    keep_identity: bool = False    # True: the move is added to the face's own place along the walk, not put
+    #                                in its stead, so a drawing that says nothing leaves the face as it was
 
 
 class StrokePartsSpec(BaseModel):

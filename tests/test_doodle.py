@@ -282,12 +282,18 @@ def test_the_drawing_evaluation_measures_every_row_on_the_same_held_out_doodles(
     assert rows[model]["follow_tilt"] > 0.3 and all(abs(rows[n]["follow_tilt"]) < 0.3 for n in randoms)
     edits = rows[model]["edits"]
     assert edits["tilt left -> right"]["agreement"] >= 0.9 and edits["eyes small -> big"]["agreement"] >= 0.9
-    # the crayon rows: the default row only (a grid per crayon pair, none for the control)
-    walks = [k for k in edits if "crayon" not in k]
+    # the rows from strokes, the default row only: the crayons (a grid per crayon pair, none for
+    # the control) and the hair (a grid each)
+    from training.doodle.evaluate import EDITS
+    from training.doodle.hair_edits import ROWS
+
     crayons = [k for k in edits if k.startswith("hair crayon")]
     assert len(crayons) == 3 and all(edits[k]["agreement"] >= 0.8 for k in crayons)
     assert edits["mouth crayon red (control)"]["change_ratio"] < 0.2
-    assert "edits" not in rows[randoms[0]] and len(list((out / "edits").glob("*.png"))) == 2 * len(walks) + len(crayons)
+    assert set(ROWS) <= set(edits) and edits["a dot (control)"]["change_ratio"] < 0.3
+    assert "edits" not in rows[randoms[0]]
+    assert len(list((out / "edits").glob("*.png"))) == 2 * len(EDITS) + len(crayons) + len(ROWS)
+    assert "| hair none -> long strokes |" in (out / "drawing_eval.md").read_text()
     md = (out / "drawing_eval.md").read_text()
     assert "told apart (AUC)" in md and "texture 1 px" in md and f"| {model} |" in md
     assert Image.open(out / "side_by_side.png").size == (12 * 64, 5 * 64)

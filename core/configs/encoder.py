@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-WalkName = Literal["tilt", "long", "zoom_out", "big_eyes", "open_mouth"]
+WalkName = Literal["tilt", "long", "zoom_out", "big_eyes", "open_mouth", "long_hair"]
 AttributeName = Literal["tilt", "long", "eye_size", "eye_height", "mouth_open", "mouth_frown", "mouth_width",
                         "hair", "face_fraction", "face_x", "face_y", "outline"]
 
@@ -24,6 +24,15 @@ class WalkMapping(BaseModel):
     centre: float = Field(0.0, description="the attribute value that moves the face not at all")
     low: float = Field(-1.2, ge=-3, le=0, description="the smallest coefficient (further breaks the face)")
     high: float = Field(1.2, ge=0, le=3, description="the largest coefficient")
+    keep_identity: bool = Field(False, description="add the move to the face's own place along the walk instead "
+                                                   "of putting it in its stead")
+
+
+class StrokeWalkMapping(WalkMapping):
+    """A walk set by what the strokes say (``core.doodle_model.STROKE_ATTRIBUTES``, read with the
+    stroke reader), added to an export after training (``training.doodle.stroke_walks``)."""
+
+    attribute: Literal["hair_drop"] = Field(description="what the strokes say")  # type: ignore[assignment]
 
 
 #: The mapping the encoder ships with. Tilt: 0.35 rad (20 degrees) of drawn tilt is one unit of
@@ -38,6 +47,16 @@ DEFAULT_WALKS: tuple[WalkMapping, ...] = (
     WalkMapping(walk="zoom_out", attribute="face_fraction", scale=-4.0, centre=1.0, low=0.0),
     WalkMapping(walk="big_eyes", attribute="eye_size", scale=1 / 0.6, centre=-2.1),
     WalkMapping(walk="open_mouth", attribute="mouth_open", scale=1.0, low=0.0, high=1.0),
+)
+
+#: The walks the strokes set. Long hair: hair strokes that reach down to the chin (hair_drop about
+#: 1, long strands 1.4) lengthen the hair beside the cheeks by up to 1.2 units of the long-hair
+#: walk; tufts, spikes and scribbles on top of the head (about -0.2 to -0.7) shorten it a little
+#: (at most 0.6 units: further, the faces break). Added to the face's own hair, so a drawing with
+#: no hair strokes keeps it.
+STROKE_WALKS: tuple[StrokeWalkMapping, ...] = (
+    StrokeWalkMapping(walk="long_hair", attribute="hair_drop", scale=1.2, centre=0.2, low=-0.6, high=1.2,
+                      keep_identity=True),
 )
 
 

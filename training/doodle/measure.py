@@ -68,6 +68,35 @@ def skin_mask(face: np.ndarray, tolerance: float = 0.16) -> tuple[np.ndarray, np
     return (labels == centre) if centre > 0 else near, skin
 
 
+#: Beside the cheeks, where long hair falls and short hair does not: rows, then the two column
+#: bands, as fractions of the side.
+HAIR_SIDES = ((0.55, 0.97), ((0.0, 0.2), (0.8, 1.0)))
+
+
+def hair_beside_cheeks(faces: np.ndarray, near: float = 22.0) -> np.ndarray:
+    """Per face, the share of the bands beside the cheeks that is hair: pixels within ``near``
+    (CIE Lab, about what eyes see) of the hair's colour (``core.colour.hair_colour``, the top of
+    the head) and nearer to it than to the skin's. Colour only, within one face: a face whose
+    background is its hair's colour reads as long-haired, so compare a face with itself (the
+    same identity with and without long hair strokes), not faces with each other."""
+    from core.colour import hair_colour, srgb_to_lab
+
+    faces = np.asarray(faces)
+    h, w = faces.shape[1:3]
+    (r0, r1), bands = HAIR_SIDES
+    hair = hair_colour(faces)
+    out = np.zeros(len(faces))
+    for i, f in enumerate(faces):
+        skin = srgb_to_lab(skin_mask(f)[1] * 255.0)
+        region = np.concatenate([f[int(r0 * h):int(r1 * h), int(c0 * w):int(c1 * w)].reshape(-1, 3)
+                                 for c0, c1 in bands])
+        lab = srgb_to_lab(region.astype(np.float64))
+        to_hair = np.linalg.norm(lab - hair[i], axis=1)
+        to_skin = np.linalg.norm(lab - skin, axis=1)
+        out[i] = float(((to_hair < near) & (to_hair < to_skin)).mean())
+    return out
+
+
 def face_measures(faces: np.ndarray) -> dict[str, np.ndarray]:
     """Per face: roll (degrees), skin_aspect (height / width of the skin region), skin_area (its
     share of the picture), eye_dark (share of the eye band darker than the skin by 0.25),

@@ -70,13 +70,18 @@ def _painters(folder: Path, providers: list[str] | None) -> dict[str, tuple[Call
             for i in range(len(ens.members))}
 
 
-def _crayon_rows(folder: Path, providers: list[str] | None, grid_dir: Path, label: str) -> dict:
-    """The crayon rows of the edit table, for a model that takes crayons (else none)."""
+def _stroke_rows(folder: Path, providers: list[str] | None, grid_dir: Path, label: str) -> dict:
+    """The rows of the edit table painted from strokes, through the page's path: the hair rows
+    for a model with a stroke reader, and the crayon rows for one that takes crayons (else none)."""
     from core.doodle_model import DoodleFaceModel
     from training.doodle.crayons import crayon_edits
+    from training.doodle.hair_edits import hair_edits
 
     model = DoodleFaceModel(folder, providers)
-    return crayon_edits(model, grid_dir=grid_dir, label=label) if "colors" in model.controls else {}
+    rows = hair_edits(model, grid_dir=grid_dir, label=label) if model.stroke_parts is not None else {}
+    if "colors" in model.controls:
+        rows.update(crayon_edits(model, grid_dir=grid_dir, label=label))
+    return rows
 
 
 def random_faces(prior: Path, n: int, psi: float, seed: int = 5) -> np.ndarray:
@@ -119,7 +124,7 @@ def evaluate_drawing_models(folders: list[Path], prior: Path, data_dir: Path, ou
             r["told_apart_auc"] = _told_apart(faces, ref, cmp_, detect_seeds)
             r["edits"] = controlled_edits(edit_paint, grid_dir=out / "edits", label=row)
             if row.endswith("(default)"):
-                r["edits"].update(_crayon_rows(Path(folder), providers, out / "edits", row))
+                r["edits"].update(_stroke_rows(Path(folder), providers, out / "edits", row))
             results[row] = r
             shown[row] = faces[:12]
     for psi in (0.7, 1.0):
@@ -160,7 +165,25 @@ def table(results: dict[str, dict]) -> str:
         edits += "| " + name + " | " + " | ".join(f"{e[n]['change_ratio']:.1f} / {e[n]['agreement']:.2f}" for n in edit_names)
         roll = e["tilt left -> right"]["measure_change"]
         edits += f" | {roll:+.0f}° |\n"
-    return head + follow + edits
+    return head + follow + edits + stroke_table(results)
+
+
+def stroke_table(results: dict[str, dict]) -> str:
+    """The edits painted from strokes (hair strokes, crayons), one line per edit and model that
+    has them: change ratio, agreement, and for the hair rows the share of faces whose hair beside
+    the cheeks moved at all."""
+    lines = []
+    for name, r in results.items():
+        for edit, e in r.get("edits", {}).items():
+            if edit in EDITS:
+                continue
+            agreement = "-" if e["agreement"] != e["agreement"] else f"{e['agreement']:.2f}"   # NaN: a control
+            moved = f"{e['moved']:.2f}" if "moved" in e else "-"
+            lines.append(f"| {name} | {edit} | {e['change_ratio']:.2f} | {agreement} | {moved} |")
+    if not lines:
+        return ""
+    return ("\n| model | edit from strokes | change ratio | agreement | hair beside the cheeks moved |\n"
+            "|---|---|---:|---:|---:|\n" + "\n".join(lines) + "\n")
 
 
 # -- the registry's evaluator and report of the doodle_encoder kind ------------------------------

@@ -92,6 +92,34 @@ def mouth(x: torch.Tensor, a: torch.Tensor, amount: float = 0.8) -> torch.Tensor
     return x + amount * m * (ap * (dark - x) + an * (skin - x))
 
 
+#: Where long hair falls: beside the cheeks, outside |x| = HAIR_SIDE (the face's sides), below
+#: HAIR_TOP (the temples); the stretch is anchored there.
+HAIR_SIDE = 0.48
+HAIR_TOP = -0.3
+
+
+def _side_bands(size: int) -> torch.Tensor:
+    """1 beside the cheeks (|x| past the face's sides), 0 over the face, smooth between."""
+    xs, ys = _grid(1, size)
+    across = ((xs.abs() - HAIR_SIDE) / 0.18).clamp(0, 1)
+    down = ((ys - HAIR_TOP) / 0.25).clamp(0, 1)
+    return (across * across * (3 - 2 * across) * down)[None, None]
+
+
+def hair_long(x: torch.Tensor, a: torch.Tensor, amount: float = 0.6) -> torch.Tensor:
+    """a > 0: the hair beside the cheeks falls further down (the sides of the picture below the
+    temples stretched downwards, anchored at the temples); a < 0: it is pulled up, shorter. The
+    middle of the face does not move."""
+    n, _, h, w = x.shape
+    xs, ys = _grid(n, h)
+    side = _side_bands(h)[0, 0]
+    factor = torch.exp(amount * a)[:, None, None]
+    below = (ys - HAIR_TOP).clamp(min=0)
+    src_y = ys - side * below * (1 - 1 / factor)
+    grid = torch.stack([xs.expand(n, -1, -1), src_y], -1)
+    return F.grid_sample(x, grid, padding_mode="border", align_corners=False)
+
+
 @dataclass(frozen=True)
 class Walk:
     """How one direction is taught: the image edit, the style inputs it may move, and where in
@@ -101,6 +129,9 @@ class Walk:
     layers: tuple[int, ...]
     focus: Callable[[int], torch.Tensor] | None = None
     focus_weight: float = 0.0
+    #: Taught only towards positive ``a`` (the edit's other way is not one the generator can
+    #: make well, and a straight line must serve both): the walk is then used one way only.
+    one_sided: bool = False
 
 
 def _mouth_focus(size: int) -> torch.Tensor:
@@ -115,6 +146,7 @@ WALKS: dict[str, Walk] = {
     "zoom_out": Walk(zoom, (0, 1, 2, 3, 4, 5)),
     "big_eyes": Walk(eyes, (0, 1, 2, 3, 4, 5, 6, 7)),
     "open_mouth": Walk(mouth, (2, 3, 4, 5, 6, 7), _mouth_focus, 30.0),
+    "long_hair": Walk(hair_long, (0, 1, 2, 3, 4, 5), _side_bands, 4.0, one_sided=True),
 }
 
 
@@ -134,7 +166,9 @@ def learn_walk(G: StyleGenerator, walk: Walk, *, steps: int = 300, batch: int = 
             w = G.mapping(torch.randn(batch, G.z_dim, generator=gen), psi=psi)
             ws = G.broadcast(w).clone()
             base = G.synthesis(ws, noise_mode="const")
-        a = torch.rand(batch, generator=gen) * 2 - 1
+        a = torch.rand(batch, generator=gen)
+        if not walk.one_sided:
+            a = a * 2 - 1
         target = walk.transform(base, a)
         moved = ws.clone()
         moved[:, layers] = moved[:, layers] + a[:, None, None] * d[None]
