@@ -142,6 +142,8 @@ class ModelOut(BaseModel):
     default: bool = Field(False, description="Requests that name no model get this one.")
     controls: list[str] = Field(default_factory=list,
                                 description="The request fields this model takes beyond the drawing: seed, follow.")
+    on_page: bool = Field(True, description="The drawing page offers it to kids (a line-art model only where the "
+                                            "server's page_line_art setting says so).")
 
 
 class FaceBox(BaseModel):

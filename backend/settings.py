@@ -96,6 +96,10 @@ class Settings(BaseSettings):
                               description="Pictures made by the sampling queue, kept and reused for identical requests.")
     sample_wait_s: float = Field(
         20.0, ge=0, le=120, description="Seconds a random-face request waits for the worker before answering 202 with a URL.")
+    page_line_art: bool = Field(
+        False, description="Offer the drawing page's 'Detailed line drawing' mode (a serving line-art model) to kids. "
+                           "Off: its faces are blurry and beige beside the doodle mode's; the API serves the model "
+                           "either way.")
     sample_pending_per_client: int = Field(
         4, ge=1,
         description="Random-face requests one client (an address without a key, or a key) may have waiting for the "

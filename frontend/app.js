@@ -769,7 +769,7 @@ async function loadModels() {
     // a quick doodle names no model, so the default one draws its faces; a detailed line
     // drawing goes to a line-art model, when one serves
     const serving = list.find((m) => m.default && m.serving) || null;
-    preview.lineModel = list.find((m) => m.pen === "line_art" && m.serving && !m.default) || null;
+    preview.lineModel = list.find((m) => m.pen === "line_art" && m.serving && !m.default && m.on_page !== false) || null;
     el.modes.hidden = !preview.lineModel;
     if (!serving) {
       say(friendlyError(503), "error");

@@ -55,6 +55,8 @@ def test_models_lists_the_drawing_models_the_default_and_the_random_face_model(c
     models.pop("anime_faces")
     lineart = models.pop("lineart")
     assert lineart["serving"] and lineart["pen"] == "line_art" and lineart["raster_size"] == 64
+    # served to apps, but not offered to kids on the drawing page unless the server says so
+    assert lineart["on_page"] is False and all(m["on_page"] for m in models.values())
     assert all(m["serving"] and m["draws_from"] == "drawing" and m["raster_size"] == 28 and m["pen"] == "doodle"
                for m in models.values())
     assert models["doodle_encoder"]["default"] and not models["sketch2anime"]["default"]

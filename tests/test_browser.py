@@ -587,6 +587,8 @@ def test_the_drawing_page_names_its_buttons_shows_focus_and_works_from_the_keybo
     for want in ["to-faces", "pen", "eraser", "undo", "clear", "download"]:
         assert want in reached, f"Tab never reaches #{want}: {reached}"
     assert sum("size" in r for r in reached) == 3 and any("variation" in r for r in reached), reached
+    assert not any("mode" in r for r in reached), reached   # no line drawing mode by default
+    assert p.page.locator("#modes").is_hidden()
     for target in ["#pen", "#download"]:
         p.page.locator(target).focus()  # the keyboard's focus: the last input was Tab
         assert_focus_ring(p.page, target)

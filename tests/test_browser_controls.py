@@ -25,7 +25,8 @@ def base_url(tmp_path_factory):
     """The app serving the project's own models, on a scratch database."""
     state = tmp_path_factory.mktemp("controls")
     env = env_for(state, D2A_PROVIDERS='["CPUExecutionProvider"]', D2A_INTRA_OP_THREADS="1",
-                  D2A_MODEL_POLL_S="0", D2A_LOG_LEVEL="warning", D2A_SECRET_KEY="browser-test-secret")
+                  D2A_MODEL_POLL_S="0", D2A_LOG_LEVEL="warning", D2A_SECRET_KEY="browser-test-secret",
+                  D2A_PAGE_LINE_ART="true")   # the line drawing mode is off on the page by default
     proc, base = start_api(env, state / "api.log")
     try:
         yield base

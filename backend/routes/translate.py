@@ -30,7 +30,9 @@ def _png(image: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def _model_out(m: ModelManifest, *, serving: DrawingModel | None, default: bool, error: str | None) -> ModelOut:
+def _model_out(m: ModelManifest, *, serving: DrawingModel | None, default: bool, error: str | None,
+               line_art_on_page: bool = False) -> ModelOut:
+    line_art = m.input.line_diameter < LINE_DIAMETER
     members = (serving.members if serving is not None else
                [MemberInfo(i, mm.label or f"variation {i + 1}", mm.source.get("step")) for i, mm in enumerate(m.graphs())])
     return ModelOut(
@@ -39,7 +41,7 @@ def _model_out(m: ModelManifest, *, serving: DrawingModel | None, default: bool,
         members=[MemberOut(index=mi.index, label=mi.label, step=mi.step) for mi in members],
         providers=serving.providers if serving is not None else [], metrics=m.metrics, created=m.created,
         error=error, controls=list(serving.controls) if serving is not None else [],
-        pen="line_art" if m.input.line_diameter < LINE_DIAMETER else "doodle",
+        pen="line_art" if line_art else "doodle", on_page=default or not line_art or line_art_on_page,
     )
 
 
@@ -64,7 +66,7 @@ def list_models(store: StoreDep, settings: SettingsDep) -> list[ModelOut]:
             continue
         # the error is shown when a model serves too: it says what was refused and what serves instead
         out.append(_model_out(manifest, serving=serving, default=name == settings.default_model,
-                              error=store.errors.get(name)))
+                              error=store.errors.get(name), line_art_on_page=settings.page_line_art))
     try:
         _, faces = face_model(settings)
     except HTTPException as exc:
