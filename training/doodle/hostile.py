@@ -54,12 +54,18 @@ CASES: tuple[str, ...] = ("plain", *HAIR_STYLES, *(f"tilt {t:+d}" for t in TILTS
 
 def hostile_set(per_case: int = 40, seed: int = SEED) -> dict[str, np.ndarray]:
     """case -> numpy_bitmaps (per_case, 28, 28) of the synthetic hostile drawings."""
+    return {case: np.stack([rasterize([s.tolist() for s in strokes], 28) for strokes in drawings])
+            for case, drawings in hostile_drawings(per_case, seed).items()}
+
+
+def hostile_drawings(per_case: int = 40, seed: int = SEED) -> dict[str, list[list[np.ndarray]]]:
+    """case -> the strokes of each synthetic hostile drawing (what the page would send)."""
     rng = np.random.default_rng(seed)
     bases = [replace(sample_doodle_params(rng), hair=0, outline=True, ears=False, outline_halves=False)
              for _ in range(per_case)]
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, list[list[np.ndarray]]] = {}
     for c, case in enumerate(CASES):
-        bitmaps = []
+        drawings = []
         for i, base in enumerate(bases):
             case_rng = np.random.default_rng([seed, c, i])
             p = _case_params(base, case, case_rng)
@@ -71,8 +77,8 @@ def hostile_set(per_case: int = 40, seed: int = SEED) -> dict[str, np.ndarray]:
                 strokes = strokes + [np.stack([far, far + case_rng.normal(0, 4, 2)], axis=1)]
             elif case == "lone smile":
                 strokes = [strokes[-1]]   # with no hair and no ears, the mouth is drawn last
-            bitmaps.append(rasterize([s.tolist() for s in strokes], 28))
-        out[case] = np.stack(bitmaps)
+            drawings.append(strokes)
+        out[case] = drawings
     return out
 
 
@@ -174,34 +180,47 @@ def calibrate(check_dir: Path, model, data_dir: Path, *, max_false_alarms: float
 
 
 def paint_all(model, bitmaps: np.ndarray, *, follow: float | None, guard: bool,
-              vary_hair: bool = True) -> tuple[np.ndarray, list[int]]:
+              vary_hair: bool = True, strokes: list[list[np.ndarray]] | None = None) -> tuple[np.ndarray, list[int]]:
     """Every drawing's three variations (N, 3, S, S, 3), with or without the model's guard; and
-    how many faces each guard step drew again."""
+    how many faces each guard step drew again. ``strokes``: the drawings' strokes, so that they
+    are read as the page's are (the hair strokes apart)."""
+    from core.drawing import parse_strokes
+
     saved = model.guard
     if not guard:
         model.guard = None
     try:
         redrawn: list[int] = []
-        faces = model.paint(bitmaps, variations=3, follow=follow, guarded=redrawn, vary_hair=vary_hair)
+        drawings = None if strokes is None else [parse_strokes([s.tolist() for s in d]) for d in strokes]
+        faces = model.paint(bitmaps, variations=3, follow=follow, guarded=redrawn, vary_hair=vary_hair,
+                            drawings=drawings)
     finally:
         model.guard = saved
     return faces, redrawn
 
 
-def report(model, cases: dict[str, np.ndarray], *, follows=(None, 1.0), judge=None) -> list[dict]:
+def report(model, cases: dict[str, np.ndarray], *, follows=(None, 1.0), judge=None,
+           strokes: dict[str, list[list[np.ndarray]]] | None = None) -> list[dict]:
     """Per case and ``follow``: the share of faces the guard stopped (``stopped``) and how many
-    it drew again at each of its steps (``redrawn``); with a ``judge`` (another face check), the
-    share it finds broken without and with the guard. The guard's own check cannot judge its
-    results: they pass it by construction; the person's labels (``labelled_faces``) can."""
+    it drew again at each of its steps (``redrawn``); the mean roll of the first variation's
+    faces (``roll``, degrees, anticlockwise) and its mean size (``roll_abs``); with a ``judge``
+    (another face check), the share it finds broken without and with the guard. The guard's own
+    check cannot judge its results: they pass it by construction; the person's labels
+    (``labelled_faces``) can. ``strokes``: the cases' strokes, to paint them as the page does."""
+    from training.doodle.measure import roll_degrees
+
     rows = []
     for case, bitmaps in cases.items():
+        drawn = None if strokes is None else strokes.get(case)
         for follow in follows:
-            faces, redrawn = paint_all(model, bitmaps, follow=follow, guard=True)
+            faces, redrawn = paint_all(model, bitmaps, follow=follow, guard=True, strokes=drawn)
             n = int(len(bitmaps) * 3)
+            roll = roll_degrees(faces[:, 0])
             row = {"case": case, "follow": "default" if follow is None else follow, "faces": n,
-                   "stopped": round(redrawn[1] / n, 4) if len(redrawn) > 1 else 0.0, "redrawn": redrawn[1:]}
+                   "stopped": round(redrawn[1] / n, 4) if len(redrawn) > 1 else 0.0, "redrawn": redrawn[1:],
+                   "roll": round(float(roll.mean()), 1), "roll_abs": round(float(np.abs(roll).mean()), 1)}
             if judge is not None:
-                plain, _ = paint_all(model, bitmaps, follow=follow, guard=False)
+                plain, _ = paint_all(model, bitmaps, follow=follow, guard=False, strokes=drawn)
                 for name, f in (("broken", plain), ("broken_guarded", faces)):
                     row[name] = round(float((~judge.passes(f.reshape(-1, *f.shape[2:]))).mean()), 4)
             rows.append(row)
@@ -248,6 +267,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--per-case", type=int, default=40)
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--grid", type=Path, default=None)
+    p.add_argument("--strokes", action="store_true",
+                   help="paint the synthetic drawings from their strokes, as the page does (the hair read apart)")
     p.add_argument("--calibrate", type=Path, default=None,
                    help="a face check export whose threshold to set on the person's 'tune' faces (then stop)")
     args = p.parse_args(argv)
@@ -260,7 +281,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     judge = FaceCheck(args.judge, ["CPUExecutionProvider"]) if args.judge else None
     cases = {**hostile_set(args.per_case), **hostile_real(args.data_dir, args.per_case)}
-    rows = report(model, cases, judge=judge)
+    # the synthetic drawings as the page sends them (strokes), or as bitmaps (the real ones always)
+    rows = report(model, cases, judge=judge, strokes=hostile_drawings(args.per_case) if args.strokes else None)
     for r in rows:
         print(json.dumps(r))
     labelled = {}
@@ -271,7 +293,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"model": str(args.model.name), "judge": args.judge.name if args.judge else None,
-                                         "per_case": args.per_case, "seed": SEED, "rows": rows,
+                                         "per_case": args.per_case, "seed": SEED, "strokes": args.strokes, "rows": rows,
                                          "guard_against_the_person": labelled}, indent=2) + "\n")
     if args.grid:
         grid(model, cases, args.grid)
