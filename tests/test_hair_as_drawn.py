@@ -115,3 +115,21 @@ def test_attaching_the_stroke_walks_twice_replaces_them(tmp_path):
     assert [w["name"] for w in after] == [w["name"] for w in before]      # replaced, not added twice
     model = DoodleFaceModel(tmp_path / "doodle_encoder", ["CPUExecutionProvider"], 1)   # its checksums hold
     assert model.directions.shape[0] == len(after)
+
+
+def test_hair_squiggles_read_apart_neither_roll_a_level_head_nor_break_it_as_often(model):
+    """The hostile set's level drawings with hair of every style: painted from their strokes (the
+    page's path, the hair read apart) the heads lean less and the guard stops fewer faces than
+    painted from their bitmaps (as before), and as little as a plain drawing's lean."""
+    from training.doodle.hostile import hostile_drawings, hostile_set, report
+    from training.doodles import HAIR_STYLES
+
+    cases = {k: v for k, v in hostile_set(12).items() if k in (*HAIR_STYLES, "plain")}
+    strokes = hostile_drawings(12)
+    before = {r["case"]: r for r in report(model, cases, follows=(None,))}
+    after = {r["case"]: r for r in report(model, cases, follows=(None,), strokes=strokes)}
+    assert before["plain"] == after["plain"]        # no hair: the very same faces
+    lean = {k: np.mean([r[c]["roll"] for c in HAIR_STYLES]) for k, r in (("before", before), ("after", after))}
+    stopped = {k: np.mean([r[c]["stopped"] for c in HAIR_STYLES]) for k, r in (("before", before), ("after", after))}
+    assert lean["after"] < lean["before"] - 1.5 and lean["after"] < after["plain"]["roll"] + 2.0, lean
+    assert stopped["after"] < stopped["before"], stopped
