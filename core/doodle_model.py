@@ -64,7 +64,11 @@ STROKE_ATTRIBUTES = ("hair_drop",)
 WITH_HAIR = ("hair", "face_fraction", "face_x", "face_y")
 #: A hair stroke shorter than this share of the outline's size (a dot, a speck) does not say how
 #: long the hair is.
-HAIR_STROKE_MIN = 0.15
+HAIR_STROKE_MIN = 0.05
+#: A hair stroke whose lowest point is this far inside the outline (as a share of its radii) is a
+#: fringe over the forehead: it does not say how long the hair is (and the prior's faces have
+#: bangs already: 48 of 48 looked at).
+FRINGE_INSIDE = 0.9
 #: Variations a request may ask for at most (each is one more face to draw).
 MAX_VARIATIONS = 8
 #: The guard's tries for a face that fails its check: (share of the drawing's moves kept, share
@@ -375,8 +379,9 @@ def hair_drop(strokes, parts: list[str], tilt: float) -> float:
     """How far the hair strokes reach down (``STROKE_ATTRIBUTES``): the lowest point of the hair
     below the outline's middle, in the outline's half-heights, with the drawing turned upright by
     ``tilt`` (radians, clockwise on screen) about the outline's centre. NaN without an outline or
-    hair strokes (specks under ``HAIR_STROKE_MIN`` of the outline's size do not count). Screen
-    coordinates: y grows downwards."""
+    hair strokes; specks (under ``HAIR_STROKE_MIN`` of the outline's size) and a fringe (a stroke
+    that ends inside the face, ``FRINGE_INSIDE``) do not count. Screen coordinates: y grows
+    downwards."""
     outline = [s for s, p in zip(strokes, parts) if p == "outline"]
     if not outline:
         return float("nan")
@@ -391,8 +396,14 @@ def hair_drop(strokes, parts: list[str], tilt: float) -> float:
     upright = np.array([[c, s], [-s, c]])      # undoes a clockwise turn by ``tilt`` on screen
     ring = upright @ (ring - centre[:, None])
     half = float(ring[1].max() - ring[1].min()) / 2
-    if half <= 0:
+    half_width = float(ring[0].max() - ring[0].min()) / 2
+    if half <= 0 or half_width <= 0:
         return float("nan")
-    lowest = float((upright @ (np.concatenate(hair, axis=1) - centre[:, None]))[1].max())
-    middle = float(ring[1].min() + ring[1].max()) / 2
-    return (lowest - middle) / half
+    middle = np.array([(ring[0].min() + ring[0].max()) / 2, (ring[1].min() + ring[1].max()) / 2])
+    lows = []
+    for stroke in hair:
+        points = upright @ (stroke - centre[:, None]) - middle[:, None]
+        x, y = points[:, int(np.argmax(points[1]))]
+        if (x / half_width) ** 2 + (y / half) ** 2 >= FRINGE_INSIDE ** 2:   # not a fringe over the face
+            lows.append(y)
+    return max(lows) / half if lows else float("nan")

@@ -54,6 +54,14 @@ def test_how_far_the_hair_falls_is_read_upright_and_specks_do_not_count():
     speck = np.array([[outline[0].mean(), outline[0].mean() + 1.0], [outline[1].max() + 40, outline[1].max() + 40]])
     assert math.isnan(hair_drop([*[s for s, _ in no_hair], speck], [*[p for _, p in no_hair], "hair"], 0.0))
     assert math.isnan(hair_drop([s for s, p in zip(strokes, parts) if p == "hair"], ["hair"] * 4, 0.0))
+    # a fringe (down from the top of the head into the forehead) says nothing of the hair's length;
+    # the same stroke carried on down beside the cheek does
+    (x0, x1), (y0, y1) = outline.min(axis=1), outline.max(axis=1)
+    cx, cy, ry = (x0 + x1) / 2, (y0 + y1) / 2, (y1 - y0) / 2
+    fringe = np.array([[cx + 5, cx], [y0, cy - 0.4 * ry]])
+    falling = np.array([[cx, x0 - 10, x0 - 15], [y0, cy, cy + 0.9 * ry]])
+    assert math.isnan(hair_drop([outline, fringe], ["outline", "hair"], 0.0))
+    assert hair_drop([outline, fringe, falling], ["outline", "hair", "hair"], 0.0) == pytest.approx(0.9, abs=0.05)
 
 
 def test_the_shipped_export_has_the_long_hair_walk_set_by_the_strokes(model):
