@@ -56,7 +56,7 @@ def test_how_far_the_hair_falls_is_read_upright_and_specks_do_not_count():
     assert math.isnan(hair_drop([s for s, p in zip(strokes, parts) if p == "hair"], ["hair"] * 4, 0.0))
     # a fringe (down from the top of the head into the forehead) says nothing of the hair's length;
     # the same stroke carried on down beside the cheek does
-    (x0, x1), (y0, y1) = outline.min(axis=1), outline.max(axis=1)
+    (x0, y0), (x1, y1) = outline.min(axis=1), outline.max(axis=1)
     cx, cy, ry = (x0 + x1) / 2, (y0 + y1) / 2, (y1 - y0) / 2
     fringe = np.array([[cx + 5, cx], [y0, cy - 0.4 * ry]])
     falling = np.array([[cx, x0 - 10, x0 - 15], [y0, cy, cy + 0.9 * ry]])
