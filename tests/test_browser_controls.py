@@ -186,3 +186,47 @@ def test_drawing_hair_with_a_crayon_gives_that_hair_colour(browser, base_url):
     finally:
         context.close()
     assert not p.failed, p.failed
+
+
+def test_long_hair_drawn_beside_the_face_keeps_the_face_and_changes_the_hair_beside_it(browser, base_url):
+    """Draw a face, then two long strands from the top of the head down beside the cheeks with
+    the black pen: the face that comes back is the same person (the middle of the face, eyes and
+    mouth, changes little) and what changed is beside the cheeks, where the hair falls. (How often
+    the hair there grows is measured over many drawings in ``tests/test_hair_as_drawn.py``; a
+    colour measure of one pale face cannot say.)"""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    def face_of(result: dict) -> np.ndarray:
+        png = base64.b64decode(result["src"].split(",", 1)[1])
+        return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.float32)
+
+    context = browser.new_context(viewport=WIDE, device_scale_factor=1)
+    p = Page(context.new_page(), base_url)
+    try:
+        draw_face(p)
+        before = p.wait_result()
+        _shoot(p, "canvas_no_hair.png")
+        n = len(p.translates)
+        for side in (-1, 1):
+            p.mouse_stroke([(0.5 + side * 0.1, 0.15), (0.5 + side * 0.36, 0.3), (0.5 + side * 0.42, 0.6),
+                            (0.5 + side * 0.4, 0.95)])
+        p.wait_strokes(6)
+        deadline = time.monotonic() + 20
+        while len(p.translates) <= n or len(p.translates[-1].post_data_json["strokes"]) != 6:
+            assert time.monotonic() < deadline, "no request for the drawing with its hair"
+            p.page.wait_for_timeout(50)
+        _, after = _next_result(p, len(p.translates) - 1, before["src"])
+        change = np.abs(face_of(before) - face_of(after)).mean(axis=-1)
+        s = change.shape[0]
+        middle = change[int(0.35 * s):int(0.85 * s), int(0.3 * s):int(0.7 * s)].mean()
+        beside = np.concatenate([change[int(0.55 * s):, :int(0.2 * s)].ravel(),
+                                 change[int(0.55 * s):, int(0.8 * s):].ravel()]).mean()
+        assert middle < 20 and beside > 1.5 * middle, (middle, beside)
+        _shoot(p, "canvas_long_hair.png")
+    finally:
+        context.close()
+    assert not p.failed, p.failed
