@@ -30,7 +30,7 @@ from backend.ratelimit import RateLimiter
 from backend.routes import faces, health, photo, translate
 from backend.routes.admin import api_keys, datasets, jobs, models, queue
 from backend.routes.admin import auth as admin_auth
-from backend.serving import ModelStore, PhotoModels, ServingWatcher
+from backend.serving import ModelStore, PhotoModels, ServingWatcher, UpscalerSlot
 from backend.settings import PROJECT_ROOT, Settings, get_settings
 from core.photo import DETECTORS
 
@@ -172,6 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.db_error = "starting"
     app.state.secret = auth.secret_key(settings)
     app.state.photo_models = PhotoModels(settings)
+    app.state.upscaler = UpscalerSlot(settings)
     app.state.photo_budget = MemoryBudget(settings.photo_memory_mb * 1024 * 1024)
     app.state.rate_limiter = RateLimiter(settings.redis_url)
     app.state.login_limiter = RateLimiter(settings.redis_url)

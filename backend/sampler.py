@@ -27,8 +27,24 @@ def model_for(folder: str) -> FaceModel:
     if key not in _models:
         _models.clear()
         settings = get_settings()
-        _models[key] = FaceModel(Path(folder), settings.providers, settings.intra_op_threads)
+        model = FaceModel(Path(folder), settings.providers, settings.intra_op_threads)
+        model.upscaler = _upscaler(settings)
+        _models[key] = model
     return _models[key]
+
+
+def _upscaler(settings):
+    """The settings' upscaler for the faces, or None (Lanczos) where it is unset or will not load."""
+    if not settings.upscaler:
+        return None
+    from core.manifest import ModelIntegrityError
+    from core.upscale import Upscaler
+
+    try:
+        return Upscaler(Path(settings.models_dir) / settings.upscaler, settings.providers, settings.intra_op_threads)
+    except (ModelIntegrityError, OSError, ValueError) as exc:
+        log.error("the upscaler %s is not used for the random faces (Lanczos is): %s", settings.upscaler, exc)
+        return None
 
 
 def run_sample_request(request_id: int) -> str:

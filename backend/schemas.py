@@ -111,6 +111,9 @@ class TranslateResponse(BaseModel):
     size: int
     images: list[TranslatedImage]
     elapsed_ms: float
+    upscaler: str | None = Field(None, description="The upscaler that enlarged the faces to `size` (name and "
+                                                   "version); null where Lanczos alone did (a size at or below "
+                                                   "the model's own, or no upscaler).")
 
 
 class MemberOut(BaseModel):
@@ -142,6 +145,8 @@ class ModelOut(BaseModel):
     default: bool = Field(False, description="Requests that name no model get this one.")
     controls: list[str] = Field(default_factory=list,
                                 description="The request fields this model takes beyond the drawing: seed, follow.")
+    upscaler: str | None = Field(None, description="The server's upscaler (name and version) that enlarges this "
+                                                   "model's faces when a larger `size` is asked for; null: Lanczos.")
     on_page: bool = Field(True, description="The drawing page offers it to kids (a line-art model only where the "
                                             "server's page_line_art setting says so).")
 

@@ -231,6 +231,47 @@ class ModelUnavailable(RuntimeError):
     """No version of a model can serve; the message says why, in words for an API client."""
 
 
+class UpscalerSlot:
+    """The upscaler that enlarges faces (``settings.upscaler``), loaded and checked once on first
+    use; one that is missing or damaged is refused once (logged), and faces are then enlarged with
+    Lanczos: a larger picture is never worth a failed request."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._loaded = False
+        self.model = None
+        self.error: str | None = None
+
+    def get(self):
+        if self._loaded:
+            return self.model
+        with self._lock:
+            if not self._loaded:
+                name = self.settings.upscaler
+                if name:
+                    from core.upscale import Upscaler
+
+                    try:
+                        self.model = Upscaler(Path(self.settings.models_dir) / name, self.settings.providers,
+                                              self.settings.intra_op_threads)
+                    except (ModelIntegrityError, OSError, ValueError) as exc:
+                        self.error = str(exc)
+                        log.error("the upscaler %s is not used (faces are enlarged with Lanczos): %s", name, exc)
+                self._loaded = True
+        return self.model
+
+    def resize(self, faces, size: int) -> tuple[list, str | None]:
+        """(the faces as pictures of ``size``, the upscaler's name and version, or None where
+        Lanczos alone made them)."""
+        from core.upscale import lanczos
+
+        model = self.get()
+        if model is None or model.passes(faces.shape[1], size) == 0:
+            return lanczos(faces, size), None
+        return model.resize(faces, size), f"{model.name} v{model.manifest.version}"
+
+
 class PhotoModels:
     """The photo model that serves: the version promoted on the dashboard when it loads, else the
     bundled one, as the drawing models fall back. Each folder is loaded and checked (sha256 of

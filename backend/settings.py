@@ -29,6 +29,11 @@ class Settings(BaseSettings):
                              description="Folder of shipped models: one sub-folder per model, each with a manifest.json.")
     default_model: str = Field("doodle_encoder", min_length=1,
                                description="The drawing model the page and the API use when a request names none.")
+    upscaler: str | None = Field(
+        "upscaler", min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.-]+$",
+        description="The anime upscaler (a models_dir folder) that enlarges every face asked for larger than its "
+                    "model makes it; Lanczos does the last step to a size that is not a doubling. Empty or "
+                    "'none', missing or damaged: Lanczos all the way.")
     drawing_models: list[str] = Field(
         default_factory=lambda: ["doodle_encoder", "sketch2anime", "lineart"],
         description="The drawing models the API serves (a JSON list of names of models_dir folders or of their "
@@ -200,6 +205,12 @@ class Settings(BaseSettings):
 
         parse_networks(v)  # a ValueError names the entry that is no address or network
         return v
+
+    @field_validator("upscaler", mode="before")
+    @classmethod
+    def _no_upscaler(cls, v):
+        # D2A_UPSCALER= (empty) or none: Lanczos alone
+        return None if isinstance(v, str) and v.strip().lower() in ("", "none") else v
 
     @field_validator("providers")
     @classmethod

@@ -216,7 +216,7 @@ def request_body(strokes: list, *, size: int, page: bool) -> bytes:
 
 def run(*, model_dir: Path = DEFAULT_MODEL_DIR, quick: bool = False, threads: int | None = None,
         concurrency: tuple[int, ...] = (1, 8), requests: int | None = None, size: int | None = None,
-        warmup: int | None = None, seed: int = 0, page: bool = False) -> dict[str, Any]:
+        warmup: int | None = None, seed: int = 0, page: bool = False, upscaler: str | None = None) -> dict[str, Any]:
     from core.manifest import ModelManifest
 
     threads = threads or os.cpu_count() or 1
@@ -237,7 +237,9 @@ def run(*, model_dir: Path = DEFAULT_MODEL_DIR, quick: bool = False, threads: in
                    "body_bytes_mean": round(sum(map(len, bodies)) / len(bodies)), "server_intra_op_threads": threads,
                    "server": "uvicorn, 1 worker", "client": "httpx.AsyncClient, one thread"},
     }
-    with Server(Path(model_dir), threads) as server:
+    env = {"D2A_UPSCALER": upscaler} if upscaler else {}   # "" turns it off; None leaves the default
+    result["params"]["upscaler"] = "default" if upscaler is None else (upscaler or "none (Lanczos)")
+    with Server(Path(model_dir), threads, env=env) as server:
         result["server"] = {"readyz": server.ready, "startup_s": server.startup_s}
         if server.ready.get("model") != manifest.name or server.ready.get("version") != manifest.version:
             raise RuntimeError(f"the server serves {server.ready.get('model')} v{server.ready.get('version')}, "
@@ -279,12 +281,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="send the drawing page's request (every variation, JSON) instead of one PNG")
     parser.add_argument("--name", default=NAME, help=f"results file name under benchmarks/results (default {NAME})")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--upscaler", default=None,
+                        help="the server's D2A_UPSCALER (a models folder name; 'none' for Lanczos alone); default: the app's")
     args = parser.parse_args(argv)
+    if args.upscaler == "none":
+        args.upscaler = ""
     before = machine()
     try:
         result = run(model_dir=args.model_dir, quick=args.quick, threads=args.threads,
                      concurrency=tuple(int(c) for c in args.concurrency.split(",")), requests=args.requests,
-                     size=args.size, warmup=args.warmup, seed=args.seed, page=args.page)
+                     size=args.size, warmup=args.warmup, seed=args.seed, page=args.page, upscaler=args.upscaler)
     except RuntimeError as exc:
         write_result(args.name, {"machine": before, "quick": args.quick, "error": str(exc)})
         print(f"http: {exc}", file=sys.stderr)

@@ -86,6 +86,14 @@ class FaceCheckSpec(BaseModel):
     threshold: float
 
 
+class UpscaleSpec(BaseModel):
+    """An upscaler: its graph takes faces (N, 3, H, W) in [-1, 1] of any size and gives them at
+    ``scale`` times the side; ``core.upscale`` applies it as often as a size asks."""
+
+    model_config = ConfigDict(extra="forbid")
+    scale: int = 2
+
+
 class LatentInput(BaseModel):
     """The input of an unconditional generator: a batch of latent vectors."""
 
@@ -194,6 +202,7 @@ class ModelManifest(BaseModel):
     stylegan: StyleGANSpec | None = None  # StyleGAN generators: how the "mapping" and "synthesis" members join
     doodle: DoodleSpec | None = None      # doodle encoders: how the encoder, its walks and its prior join
     face_check: FaceCheckSpec | None = None  # face checks: the parts they look for and the passing score
+    upscale: UpscaleSpec | None = None      # upscalers: how much one run of the graph enlarges
     training: dict[str, Any] = Field(default_factory=dict)  # config, steps, hardware, wall time
     data: list[dict[str, Any]] = Field(default_factory=list)  # data sets with their sha256
     metrics: dict[str, float] = Field(default_factory=dict)

@@ -263,34 +263,44 @@ class FaceModel:
 
     # -- the pictures ----------------------------------------------------------------------------
 
+    #: The upscaler (``core.upscale.Upscaler``) that enlarges the faces to a size asked for; None:
+    #: Lanczos. Set by whoever serves the pictures (the sampling worker).
+    upscaler = None
+
+    def sized(self, ws: np.ndarray, size: int) -> list[Image.Image]:
+        """The faces of styles (N, num_ws, w_dim) as pictures of ``size``, enlarged by the upscaler
+        where one is set."""
+        faces = self.arrays(ws, batch=max(1, len(ws)))
+        if self.upscaler is not None:
+            return self.upscaler.resize(faces, size)
+        return [Image.fromarray(f).resize((size, size), Image.Resampling.LANCZOS) for f in faces]
+
     def faces(self, seeds: list[int], psi: float, size: int) -> Image.Image:
-        imgs = self.images(self.broadcast(self.w(seeds, psi)))
-        return _row([im.resize((size, size), Image.Resampling.LANCZOS) for im in imgs], size)
+        return _row(self.sized(self.broadcast(self.w(seeds, psi)), size), size)
 
     def mix(self, row_seeds: list[int], col_seeds: list[int], layers, psi: float, size: int) -> Image.Image:
         """A grid as in StyleGAN's figure: top row the column faces, left column the row faces,
         and inside, each column face with the chosen style inputs taken from the row face."""
         first, last = self.layer_range(layers)
         w_rows, w_cols = self.w(row_seeds, psi), self.w(col_seeds, psi)
-        cols = self.images(self.broadcast(w_cols))
-        rows = self.images(self.broadcast(w_rows))
+        cols = self.sized(self.broadcast(w_cols), size)
+        rows = self.sized(self.broadcast(w_rows), size)
         grid = Image.new("RGB", ((len(col_seeds) + 1) * size, (len(row_seeds) + 1) * size), "white")
         for j, im in enumerate(cols):
-            grid.paste(im.resize((size, size), Image.Resampling.LANCZOS), ((j + 1) * size, 0))
+            grid.paste(im, ((j + 1) * size, 0))
         for i, im in enumerate(rows):
-            grid.paste(im.resize((size, size), Image.Resampling.LANCZOS), (0, (i + 1) * size))
+            grid.paste(im, (0, (i + 1) * size))
             ws = self.broadcast(w_cols).copy()
             ws[:, first:last, :] = w_rows[i]
-            for j, mixed in enumerate(self.images(ws)):
-                grid.paste(mixed.resize((size, size), Image.Resampling.LANCZOS), ((j + 1) * size, (i + 1) * size))
+            for j, mixed in enumerate(self.sized(ws, size)):
+                grid.paste(mixed, ((j + 1) * size, (i + 1) * size))
         return grid
 
     def interpolate(self, seed_a: int, seed_b: int, frames: int, psi: float, size: int) -> list[Image.Image]:
         """Frames along the straight line between the two faces' w (w space is the smooth one)."""
         wa, wb = self.w([seed_a, seed_b], psi)
         t = np.linspace(0.0, 1.0, frames, dtype=np.float32)[:, None]
-        imgs = self.images(self.broadcast(wa[None] * (1 - t) + wb[None] * t))
-        return [im.resize((size, size), Image.Resampling.LANCZOS) for im in imgs]
+        return self.sized(self.broadcast(wa[None] * (1 - t) + wb[None] * t), size)
 
     def render(self, request: SampleIn) -> tuple[bytes, str]:
         """The picture a request asks for, encoded: (bytes, media type)."""

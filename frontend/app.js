@@ -421,6 +421,7 @@ const preview = {
   members: null, // [{index, label}] of the serving model, when known
   controls: [], // what the serving model lets a kid change: "seed" (colours), "follow"
   size: DEFAULT_PREVIEW_SIZE, // the side of the faces asked for: the serving model's own
+  upscaler: null, // the server's upscaler, when the serving model's faces are enlarged by one
   seed: null, // the colours asked for with "New colours" (null: the drawing's own)
   mode: "doodle", // "doodle": the default model; "line": the line-art model, which colours thin lines
   doodleModel: null, // the models list's entries of the two
@@ -719,10 +720,27 @@ el.variations.addEventListener("keydown", (e) => {
 // ---------------------------------------------------------------------------------------------
 // Download
 
-function downloadSelected() {
+async function downloadSelected() {
   const im = preview.images.find((x) => x.member === preview.selected);
   if (!im) return;
-  // The face on screen, scaled up smoothly to SAVE_SIZE by the browser.
+  // The face at SAVE_SIZE from the server's upscaler, where one serves; else (or if that fails)
+  // the face on screen, scaled up smoothly by the browser.
+  let src = im.src;
+  if (preview.upscaler && preview.size < SAVE_SIZE) {
+    el.download.disabled = true;
+    try {
+      const response = await fetch(API_TRANSLATE, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ ...translateBody(), member: im.member, size: SAVE_SIZE }),
+      });
+      const data = response.ok ? await response.json() : null;
+      const big = data && Array.isArray(data.images) && data.images[0];
+      if (big && big.png_base64) src = `data:image/png;base64,${big.png_base64}`;
+    } catch { /* the face on screen will do */ } finally {
+      el.download.disabled = false;
+    }
+  }
   const picture = new Image();
   picture.onload = () => {
     const canvas = document.createElement("canvas");
@@ -745,7 +763,7 @@ function downloadSelected() {
       say("Saved! Look for doodle2anime.png in your downloads.", "success");
     }, "image/png");
   };
-  picture.src = im.src;
+  picture.src = src;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -786,7 +804,10 @@ async function loadModels() {
 function useModel(model) {
   preview.members = (model.members || []).map((m) => ({ index: m.index, label: m.label }));
   preview.controls = model.controls || [];
+  // the model's own size, for a quick answer (the browser scales it to the frame); "Save picture"
+  // asks the server's upscaler, where one serves, for the face at SAVE_SIZE
   if (model.image_size >= 28) preview.size = model.image_size;
+  preview.upscaler = model.upscaler || null;
   el.controls.hidden = preview.controls.length === 0;
   el.newColours.hidden = !preview.controls.includes("seed");
   el.follow.closest("label").hidden = !preview.controls.includes("follow");

@@ -430,7 +430,8 @@ def test_download_saves_the_shown_face_as_png(page, tmp_path):
     download.save_as(target)
     data = target.read_bytes()
     assert data[:8] == PNG_MAGIC
-    # the very picture on screen, scaled up
+    # the very picture on screen, scaled up (this server has no upscaler; with one, the server
+    # makes the saved face: tests/test_browser_controls.py)
     with Image.open(io.BytesIO(data)) as saved, Image.open(io.BytesIO(_decode_data_png(result["src"]))) as shown:
         assert saved.size == (512, 512)
         # the browser's smoothing blurs a pixel into its neighbours: compare the two at 8 x 8

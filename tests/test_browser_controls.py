@@ -230,3 +230,42 @@ def test_long_hair_drawn_beside_the_face_keeps_the_face_and_changes_the_hair_bes
     finally:
         context.close()
     assert not p.failed, p.failed
+
+
+def test_save_picture_gets_the_face_from_the_upscaler(browser, base_url, tmp_path):
+    """With the project's upscaler serving, "Save picture" asks the server for the shown variation
+    at 512 px: the same face, with more detail than the shown one scaled up."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    context = browser.new_context(viewport=WIDE, device_scale_factor=1, accept_downloads=True)
+    p = Page(context.new_page(), base_url)
+    try:
+        draw_face(p)
+        result = p.wait_result()
+        shown = Image.open(io.BytesIO(base64.b64decode(result["src"].split(",", 1)[1]))).convert("RGB")
+        with p.page.expect_download() as info:
+            p.page.locator("#download").click()
+        target = tmp_path / "saved.png"
+        info.value.save_as(target)
+        asked = p.translates[-1].post_data_json
+        assert asked["size"] == 512 and asked["member"] == 0
+        assert asked["strokes"] == p.translates[-2].post_data_json["strokes"]
+        saved = Image.open(target).convert("RGB")
+        assert saved.size == (512, 512)
+
+        def coarse(im):
+            return np.asarray(im.resize((8, 8), Image.Resampling.BOX), np.float32)
+
+        def detail(im):   # the mean difference between neighbouring pixels
+            g = np.asarray(im.convert("L"), np.float32)
+            return float(np.abs(np.diff(g, axis=0)).mean() + np.abs(np.diff(g, axis=1)).mean())
+
+        assert np.abs(coarse(saved) - coarse(shown)).mean() < 6, "not the face on screen"
+        assert detail(saved) > 1.3 * detail(shown.resize((512, 512), Image.Resampling.LANCZOS))
+    finally:
+        context.close()
+    assert not p.failed, p.failed

@@ -8,6 +8,7 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from PIL import Image
@@ -25,8 +26,10 @@ router = APIRouter(prefix="/api/v1")
 
 
 def _png(image: Image.Image) -> bytes:
+    # zlib's fastest level: an upscaled 256 px face takes 19 ms at the default level 6 and 5 ms here,
+    # for a file about a quarter larger
     buf = io.BytesIO()
-    image.save(buf, format="PNG", optimize=False)
+    image.save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
 
 
@@ -46,7 +49,7 @@ def _model_out(m: ModelManifest, *, serving: DrawingModel | None, default: bool,
 
 
 @router.get("/models", tags=["models"], summary="The drawing models (which serve, which is the default) and the random-face model.")
-def list_models(store: StoreDep, settings: SettingsDep) -> list[ModelOut]:
+def list_models(request: Request, store: StoreDep, settings: SettingsDep) -> list[ModelOut]:
     """Every drawing model the server is set to serve (the default first): the version that
     serves it, or, when none does, its bundled folder and why it is not serving; then the
     random-face model (``draws_from: seed``), whose faces come from ``/api/v1/faces``."""
@@ -65,8 +68,12 @@ def list_models(store: StoreDep, settings: SettingsDep) -> list[ModelOut]:
         if not isinstance(manifest.input, SketchInput):
             continue
         # the error is shown when a model serves too: it says what was refused and what serves instead
-        out.append(_model_out(manifest, serving=serving, default=name == settings.default_model,
-                              error=store.errors.get(name), line_art_on_page=settings.page_line_art))
+        model_out = _model_out(manifest, serving=serving, default=name == settings.default_model,
+                               error=store.errors.get(name), line_art_on_page=settings.page_line_art)
+        upscaler = request.app.state.upscaler.get() if serving is not None else None
+        if upscaler is not None:
+            model_out.upscaler = f"{upscaler.name} v{upscaler.manifest.version}"
+        out.append(model_out)
     try:
         _, faces = face_model(settings)
     except HTTPException as exc:
@@ -126,12 +133,14 @@ def translate(body: TranslateRequest, request: Request, store: StoreDep, setting
     t0 = time.perf_counter()
     faces = ens.translate(body.strokes, members, **controls)
     request.app.state.metrics.inference.labels(name).observe(time.perf_counter() - t0)
-    images = [Image.fromarray(f).resize((body.size, body.size), Image.Resampling.LANCZOS) for f in faces]
+    images, upscaled_by = request.app.state.upscaler.resize(np.stack(faces), body.size)
     elapsed = (time.perf_counter() - t0) * 1000
     headers = {"X-Model": ens.name, "X-Model-Version": ens.manifest.version, "X-Elapsed-Ms": f"{elapsed:.1f}"}
+    if upscaled_by:
+        headers["X-Upscaler"] = upscaled_by
     if body.response == "json":
         return TranslateResponse(
-            model=ens.name, version=ens.manifest.version, size=body.size, elapsed_ms=round(elapsed, 2),
+            model=ens.name, version=ens.manifest.version, size=body.size, elapsed_ms=round(elapsed, 2), upscaler=upscaled_by,
             images=[TranslatedImage(member=i, label=ens.members[i].label, png_base64=base64.b64encode(_png(im)).decode())
                     for i, im in zip(members, images)],
         )
