@@ -279,8 +279,9 @@ class PhotoModels:
     again on every request, and is tried again when its files change (restored), with no
     restart. A model that loaded keeps serving from memory if its files are damaged later."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, upscaler: "UpscalerSlot | None" = None):
         self.settings = settings
+        self.upscaler = upscaler   # enlarges the anime face onto the photo (None: Lanczos)
         self._lock = threading.Lock()
         self._entries: dict[Path, tuple[tuple, PhotoModel | str]] = {}   # folder -> (files signature, model or why refused)
 
@@ -292,6 +293,7 @@ class PhotoModels:
                 return entry[1]
             try:
                 loaded = PhotoModel(folder, self.settings.providers, self.settings.intra_op_threads)
+                loaded.upscaler = self.upscaler.get() if self.upscaler is not None else None
             except (ModelIntegrityError, ValueError, OSError) as exc:
                 previous = entry[1] if entry is not None and not isinstance(entry[1], str) else None
                 if previous is not None:

@@ -323,6 +323,8 @@ class PhotoModel:
         self.spec: PhotoInput = self.manifest.input
         self.session = open_session(self.folder / self.manifest.graphs()[0].file, providers, threads)
         self.providers = self.session.get_providers()
+        #: the upscaler (``core.upscale.Upscaler``) that enlarges the anime face onto the photo; None: Lanczos
+        self.upscaler = None
 
     @property
     def name(self) -> str:
@@ -345,7 +347,10 @@ class PhotoModel:
         crop = np.asarray(Image.fromarray(np.ascontiguousarray(cut(image, left, top, side)))
                           .resize((size, size), Image.Resampling.BILINEAR))
         anime = self.anime(crop[None])[0]
-        big = np.asarray(Image.fromarray(anime).resize((side, side), Image.Resampling.LANCZOS)).astype(np.float32)
+        if self.upscaler is not None:
+            big = np.asarray(self.upscaler.resize(anime[None], side)[0]).astype(np.float32)
+        else:
+            big = np.asarray(Image.fromarray(anime).resize((side, side), Image.Resampling.LANCZOS)).astype(np.float32)
         mask = face_mask(image, face, left, top, side)
         return PhotoResult(face=face, anime=anime, composite=composite(image, big, mask, left, top),
                            crop=(left, top, side))
