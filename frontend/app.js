@@ -19,6 +19,7 @@ const DEFAULT_PREVIEW_SIZE = 256; // until the models list says the model's size
 const SAVE_SIZE = 512;
 const PREVIEW_DELAY_MS = 120; // a short pause, so a burst of undos sends one request
 const REVEAL_AFTER_MS = 700; // the page scrolls to the face only once the kid pauses drawing
+const SHARPEN_AFTER_MS = 400; // once the kid pauses, the shown face is fetched again, upscaled
 const REQUEST_TIMEOUT_MS = 30000;
 const HISTORY_LIMIT = 300;
 // The API's limits on one drawing (see the REST API docs).
@@ -422,6 +423,7 @@ const preview = {
   controls: [], // what the serving model lets a kid change: "seed" (colours), "follow"
   size: DEFAULT_PREVIEW_SIZE, // the side of the faces asked for: the serving model's own
   upscaler: null, // the server's upscaler, when the serving model's faces are enlarged by one
+  sharpTimer: null, // the pending request for the shown face at the frame's size
   seed: null, // the colours asked for with "New colours" (null: the drawing's own)
   mode: "doodle", // "doodle": the default model; "line": the line-art model, which colours thin lines
   doodleModel: null, // the models list's entries of the two
@@ -482,6 +484,7 @@ function requestPreview() {
 }
 
 function cancelRequest() {
+  clearTimeout(preview.sharpTimer);
   preview.seq += 1; // any answer still on its way is now stale
   if (preview.controller) preview.controller.abort();
   preview.controller = null;
@@ -620,12 +623,48 @@ function showResult(data) {
   say(preview.images.length > 1 ? "Ta-da! Here is your anime face. Pick your favourite below."
                                 : "Ta-da! Here is your anime face.", "success");
   if (preview.reveal) reveal(el.frame);
+  clearTimeout(preview.sharpTimer);
+  preview.sharpTimer = setTimeout(sharpen, SHARPEN_AFTER_MS);
+}
+
+/** The side the shown face is worth asking for: the frame's size in device pixels, as a doubling
+ *  of the quick face's (the upscaler doubles; 512 at most). */
+function sharpSize() {
+  const shown = (el.frame.clientWidth || 256) * (window.devicePixelRatio || 1);
+  let size = preview.size;
+  while (size < 512 && size < shown / 1.5) size *= 2;
+  return size;
+}
+
+/** The quick answer is small (the model's own size, scaled by the browser) so that drawing stays
+ *  fast; when the kid pauses, the shown variation is asked for again at the frame's size, from the
+ *  server's upscaler, and swapped in if the drawing has not changed meanwhile. The request is
+ *  marked (?sharp=1) so the server's logs can tell it from a drawing's. */
+async function sharpen() {
+  const im = preview.images.find((x) => x.member === preview.selected);
+  const size = sharpSize();
+  if (!preview.upscaler || !im || im.sharp || size <= preview.size || preview.controller) return;
+  const seq = preview.seq;
+  try {
+    const response = await fetch(`${API_TRANSLATE}?sharp=1`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ ...translateBody(), member: im.member, size }),
+    });
+    if (!response.ok || seq !== preview.seq) return;
+    const data = await response.json();
+    const big = data && Array.isArray(data.images) && data.images[0];
+    if (!big || !big.png_base64 || seq !== preview.seq) return;
+    im.sharp = `data:image/png;base64,${big.png_base64}`;
+    im.sharpSize = size;
+    if (preview.selected === im.member) el.result.src = im.sharp;
+  } catch { /* the quick face stays */ }
 }
 
 function showSelected() {
   const im = preview.images.find((x) => x.member === preview.selected);
   if (!im) return;
-  el.result.src = im.src;
+  el.result.src = im.sharp || im.src;
   el.result.alt = `Anime face made from your drawing (${im.label})`;
   el.result.dataset.member = String(im.member);
   el.result.hidden = false;
@@ -697,6 +736,8 @@ function selectVariation(member, focus) {
   preview.selected = member;
   renderVariations();
   showSelected();
+  clearTimeout(preview.sharpTimer);
+  preview.sharpTimer = setTimeout(sharpen, SHARPEN_AFTER_MS);
   if (focus) {
     const button = el.variations.querySelector(`[data-member="${member}"]`);
     if (button) button.focus();
@@ -725,8 +766,8 @@ async function downloadSelected() {
   if (!im) return;
   // The face at SAVE_SIZE from the server's upscaler, where one serves; else (or if that fails)
   // the face on screen, scaled up smoothly by the browser.
-  let src = im.src;
-  if (preview.upscaler && preview.size < SAVE_SIZE) {
+  let src = im.sharpSize >= SAVE_SIZE ? im.sharp : im.src;
+  if (preview.upscaler && !(im.sharpSize >= SAVE_SIZE)) {
     el.download.disabled = true;
     try {
       const response = await fetch(API_TRANSLATE, {

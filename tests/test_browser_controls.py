@@ -200,9 +200,10 @@ def test_long_hair_drawn_beside_the_face_keeps_the_face_and_changes_the_hair_bes
     import numpy as np
     from PIL import Image
 
-    def face_of(result: dict) -> np.ndarray:
+    def face_of(result: dict) -> np.ndarray:   # at the model's size (the shown face may be the upscaled one)
         png = base64.b64decode(result["src"].split(",", 1)[1])
-        return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.float32)
+        im = Image.open(io.BytesIO(png)).convert("RGB")
+        return np.asarray(im.resize((64, 64), Image.Resampling.BOX) if im.size != (64, 64) else im).astype(np.float32)
 
     context = browser.new_context(viewport=WIDE, device_scale_factor=1)
     p = Page(context.new_page(), base_url)
@@ -266,6 +267,49 @@ def test_save_picture_gets_the_face_from_the_upscaler(browser, base_url, tmp_pat
 
         assert np.abs(coarse(saved) - coarse(shown)).mean() < 6, "not the face on screen"
         assert detail(saved) > 1.3 * detail(shown.resize((512, 512), Image.Resampling.LANCZOS))
+    finally:
+        context.close()
+    assert not p.failed, p.failed
+
+
+def test_once_the_kid_pauses_the_shown_face_is_swapped_for_the_upscaled_one(browser, base_url):
+    """The quick answer is the model's 64 px faces; a moment after it, the shown variation comes
+    again from the upscaler at the frame's size (a marked request, the same drawing), and the
+    thumbnails stay as they were. A new stroke drops a swap still on its way."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    sharp: list = []
+    context = browser.new_context(viewport=WIDE, device_scale_factor=1)
+    p = Page(context.new_page(), base_url)
+    p.page.on("request", lambda r: sharp.append(r) if r.method == "POST" and r.url.endswith("/api/v1/translate?sharp=1")
+              else None)
+    try:
+        draw_face(p)
+        quick = p.wait_result()
+        assert quick["w"] == 64
+        deadline = time.monotonic() + 20
+        while True:
+            shown = p.page.evaluate("() => { const im = document.getElementById('result');"
+                                    " return {src: im.getAttribute('src'), w: im.naturalWidth}; }")
+            if shown["w"] > 64:
+                break
+            assert time.monotonic() < deadline, "the shown face was never swapped for the upscaled one"
+            p.page.wait_for_timeout(50)
+        assert shown["w"] == 256          # the frame is about 340 px wide: 64 doubled twice
+        body = sharp[-1].post_data_json
+        assert body["size"] == 256 and body["member"] == 0 and body["strokes"] == p.translates[-1].post_data_json["strokes"]
+        big = Image.open(io.BytesIO(base64.b64decode(shown["src"].split(",", 1)[1]))).convert("RGB")
+        small = Image.open(io.BytesIO(base64.b64decode(quick["src"].split(",", 1)[1]))).convert("RGB")
+        assert np.abs(np.asarray(big.resize((8, 8), Image.Resampling.BOX), np.float32)
+                      - np.asarray(small.resize((8, 8), Image.Resampling.BOX), np.float32)).mean() < 6
+        thumbs = p.page.evaluate("() => Array.from(document.querySelectorAll('#variations img'))"
+                                 ".map((im) => im.naturalWidth)")
+        assert thumbs and all(w == 64 for w in thumbs), thumbs
+        _shoot(p, "canvas_sharp.png")
     finally:
         context.close()
     assert not p.failed, p.failed
