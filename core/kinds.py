@@ -19,6 +19,7 @@ from core.configs.cyclegan import CycleGANConfig
 from core.configs.encoder import DoodleEncoderConfig
 from core.configs.translation import DiscoGANConfig, LineArtConfig, Selfie2AnimeConfig, UNITConfig
 from core.configs.gans import DCGANConfig, LSGANConfig, StyleGANConfig, WGANDivConfig
+from core.configs.upscale import UpscalerConfig
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,13 @@ KINDS: dict[str, ModelKind] = {
     "stylegan": _face_gan("stylegan", "StyleGAN: random anime faces with style mixing", StyleGANConfig,
                           model_name="anime_faces", evaluator="training.evaluate:stylegan_sampler",
                           runtime=Ref("core.runtime:FaceModel")),
+    # Not a face maker: its FID / KID samples are held-out faces it enlarged from spoiled half-size copies.
+    "upscaler": ModelKind(
+        name="upscaler", title="Anime upscaler: sharper faces at the size people see them (2x CNN)",
+        config=UpscalerConfig, model_name="upscaler", manifest_kind="anime-upscaler",
+        trainer=Ref("training.upscale.train:UpscalerTrainer"), exporter=Ref("training.upscale.export:export_run"),
+        evaluator=Ref("training.upscale.export:upscaled_sampler"), report=Ref("training.upscale.export:report"),
+        runtime=Ref("core.upscale:Upscaler"), shown_losses=("loss", "l1", "edges")),
 }
 
 

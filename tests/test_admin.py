@@ -281,7 +281,7 @@ def test_job_kinds_have_titles_and_every_field_a_description(env, admin):
     client, _, _ = env
     kinds = client.get("/api/v1/admin/job-kinds", headers=admin).json()
     assert list(kinds) == ["cyclegan", "discogan", "unit", "lineart", "selfie2anime", "doodle_encoder", "dcgan", "lsgan",
-                           "wgan_div", "stylegan"]
+                           "wgan_div", "stylegan", "upscaler"]
     assert kinds["cyclegan"]["title"] == "CycleGAN: drawings to anime faces"
     for name, schema in kinds.items():
         assert all(prop.get("description") for prop in schema["properties"].values()), name

@@ -307,7 +307,7 @@ def test_configs_registries_and_job_kinds():
     from backend.routes.admin.jobs import JobIn, validate_job_config
     from core.kinds import KINDS
 
-    assert set(KINDS) == {"cyclegan", "discogan", "unit", "lineart", "selfie2anime", "doodle_encoder", *GAN_CONFIGS}
+    assert set(KINDS) == {"cyclegan", "discogan", "unit", "lineart", "selfie2anime", "doodle_encoder", "upscaler", *GAN_CONFIGS}
     assert all(KINDS[k].config is GAN_CONFIGS[k] and KINDS[k].trainer.load() is GANTrainer
                and KINDS[k].exporter.load() is export_gan_run for k in GAN_CONFIGS)
     assert JobIn(kind="stylegan").kind == "stylegan"

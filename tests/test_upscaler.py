@@ -1,5 +1,6 @@
 """The anime upscaler: a tiny run trains, resumes to the very weights of a run that never
-stopped and exports with ONNX-torch parity; the runtime doubles as often as a size asks and
+stopped and exports with ONNX-torch parity; a tiny job trains and exports through the registry
+as the job runner does, stops when cancelled and resumes; the runtime doubles as often as a size asks and
 Lanczos does only the rest; the shipped one beats Lanczos and bicubic on held-out faces; the API
 enlarges faces with it, and with Lanczos where it cannot."""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -51,20 +53,20 @@ def test_a_tiny_run_resumes_to_the_weights_of_a_run_that_never_stopped_and_expor
     whole = UpscalerTrainer(TINY, tmp_path / "whole", tmp_path, threads=1, faces=faces)
     whole.run()
 
-    def stop_at_3(step, total, parts):
-        assert total == 6 and set(parts) == {"l1", "edges"}
-        if step == 3:
+    def stop_at_3(p):
+        assert p.total_steps == 6 and set(p.losses) == {"loss", "l1", "edges"}
+        if p.step == 3:
             raise Stop
 
     with pytest.raises(Stop):
         UpscalerTrainer(TINY, tmp_path / "split", tmp_path, threads=1, faces=faces).run(stop_at_3)
     resumed = UpscalerTrainer(TINY, tmp_path / "split", tmp_path, threads=1, faces=faces)
-    assert resumed.step == 3
+    assert resumed.load_checkpoint() and resumed.step == 3
     resumed.run()
     for a, b in zip(whole.net.state_dict().values(), resumed.net.state_dict().values()):
         assert torch.equal(a, b)
     with pytest.raises(ValueError, match="another config"):
-        UpscalerTrainer(TINY.model_copy(update={"lr": 1e-4}), tmp_path / "split", tmp_path, faces=faces)
+        UpscalerTrainer(TINY.model_copy(update={"lr": 1e-4}), tmp_path / "split", tmp_path, faces=faces).load_checkpoint()
 
     out = export(whole, tmp_path / "upscaler", {"psnr": 1.0})
     model = Upscaler(out, ["CPUExecutionProvider"], 1)
@@ -75,6 +77,63 @@ def test_a_tiny_run_resumes_to_the_weights_of_a_run_that_never_stopped_and_expor
         want = whole.net(torch.from_numpy(x.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0))
     want = np.clip(np.rint((want.numpy() + 1) * 127.5), 0, 255).transpose(0, 2, 3, 1)
     assert np.abs(model.enlarge(x).astype(int) - want).max() <= 1
+
+
+def _image_zip(path: Path, pictures: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        for i, picture in enumerate(pictures):
+            buf = io.BytesIO()
+            Image.fromarray(picture).save(buf, format="PNG")
+            zf.writestr(f"{i:04d}.png", buf.getvalue())
+    return path
+
+
+def test_a_tiny_job_trains_and_exports_through_the_registry_as_the_runner_does(tmp_path, faces):
+    """The runner's path: the kind's trainer with an uploaded zip as ``anime_source``,
+    ``load_checkpoint``, ``run(reporter, resume=False)`` (a reporter that cancels stops it with a
+    checkpoint; a new worker resumes), then the kind's exporter: a manifest the runtime serves,
+    measured on the zip's held-out faces. A fake data folder holds the 64 px faces."""
+    from core.kinds import get_kind, kind_of_manifest
+    from core.progress import TrainingCancelled
+    from training.data import ANIME_ZIP
+
+    kind = get_kind("upscaler")
+    assert kind_of_manifest("anime-upscaler") is kind and kind.runtime.load() is Upscaler
+    data_dir = tmp_path / "data"
+    _image_zip(data_dir / ANIME_ZIP, faces["small"])
+    upload = _image_zip(tmp_path / "upload.zip", faces["large"])
+    config = kind.config.model_validate({**TINY.model_dump(), "kind": "upscaler"})
+    run_dir = tmp_path / "job-1"
+    events = []
+
+    def cancel_at_4(p):
+        events.append(p)
+        if p.step == 4:
+            raise TrainingCancelled("cancel requested")
+
+    trainer = kind.trainer.load()(config, run_dir, data_dir, anime_source=upload)
+    assert not trainer.load_checkpoint()
+    assert len(trainer.faces["large"]) == 40 and trainer.starts["large"] == 35   # the zip's last eighth held out
+    with pytest.raises(TrainingCancelled):
+        trainer.run(cancel_at_4, resume=False)
+    assert [p.step for p in events] == [1, 2, 3, 4] and events[2].checkpoint_path is not None
+    assert all(set(p.losses) == set(kind.shown_losses) and p.total_steps == 6 for p in events)
+
+    trainer = kind.trainer.load()(config, run_dir, data_dir, anime_source=upload)   # the retry
+    assert trainer.load_checkpoint() and trainer.step == 4
+    trainer.run(events.append, resume=False)
+    assert trainer.step == 6 and events[-1].step == 6 and events[-1].checkpoint_path is not None
+
+    out = tmp_path / "models" / "upscaler-job1"
+    manifest = kind.exporter.load()(run_dir, out, name="upscaler", version="job1", data_dir=data_dir)
+    assert (manifest.name, manifest.version, manifest.kind) == ("upscaler", "job1", kind.manifest_kind)
+    assert {m.label for m in manifest.members} == {"upscaler", "torch_weights"}
+    assert manifest.metrics["faces_large"] == 5 and "psnr_large_spoiled_upscaler" in manifest.metrics
+    assert "path" not in manifest.data[0] and manifest.data[0]["faces"] == "[0, 35) trained on, [35, 40) held out"
+    model = kind.runtime.load()(out, ["CPUExecutionProvider"], 1)
+    assert model.enlarge(faces["small"][:2]).shape == (2, 128, 128, 3)
+    assert model.manifest.members[0].parity_max_abs_diff < 1e-4
 
 
 def test_the_runtime_doubles_as_often_as_a_size_asks_and_lanczos_does_the_rest():

@@ -36,6 +36,6 @@ class UpscalerConfig(BaseModel):
     grain: float = Field(0.5, ge=0, le=1, description="share of pairs with grain like the StyleGAN prior's: blotchy "
                                                       "noise, 2-3 pixels across, that the network learns to remove "
                                                       "rather than sharpen")
-    seed: int = Field(0, ge=0, le=2**32 - 1)
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="seed of the pairs drawn, the initial weights and the batches")
     log_every: int = Field(50, ge=1, description="steps between lines of loss_log.jsonl")
     checkpoint_every: int = Field(1000, ge=1, description="steps between checkpoints")
