@@ -15,7 +15,7 @@ if not CHROMIUM.is_file():
     pytest.skip(f"no Chromium at {CHROMIUM} (set D2A_CHROMIUM to another binary)", allow_module_level=True)
 pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
 
-from test_browser import WIDE, Page, _shoot, draw_face  # noqa: E402 - after the skips
+from test_browser import FACE, PHONE, WIDE, Page, _shoot, draw_face  # noqa: E402 - after the skips
 
 pytestmark = pytest.mark.browser
 
@@ -48,6 +48,21 @@ def _next_result(p: Page, before_requests: int, before_src: str, timeout: float 
             return body, result
         assert time.monotonic() < deadline, "the picture did not change"
         p.page.wait_for_timeout(50)
+
+
+def _add_hair(p: Page, before: dict, strokes: list) -> dict:
+    """Draws ``strokes`` onto the face of ``draw_face`` and returns the result shown for the
+    drawing with them (after the request that carries every stroke)."""
+    n = len(p.translates)
+    for points in strokes:
+        p.mouse_stroke(points)
+    total = len(FACE) + len(strokes)
+    p.wait_strokes(total)
+    deadline = time.monotonic() + 20
+    while len(p.translates) <= n or len(p.translates[-1].post_data_json["strokes"]) != total:
+        assert time.monotonic() < deadline, "no request for the drawing with its hair"
+        p.page.wait_for_timeout(50)
+    return _next_result(p, len(p.translates) - 1, before["src"])[1]
 
 
 def test_new_colours_and_the_follow_slider(browser, base_url):
@@ -159,17 +174,9 @@ def test_drawing_hair_with_a_crayon_gives_that_hair_colour(browser, base_url):
         red = p.page.locator("[data-testid=crayon-red]")
         red.click()
         assert red.get_attribute("aria-pressed") == "true"
-        n = len(p.translates)
-        for side in (-1, 1):   # long wavy strands beside the cheeks
-            p.mouse_stroke([(0.5 + side * 0.33, 0.2), (0.5 + side * 0.4, 0.45), (0.5 + side * 0.36, 0.65),
-                            (0.5 + side * 0.42, 0.85)])
-        p.wait_strokes(6)
-        deadline = time.monotonic() + 20
-        while len(p.translates) <= n or len(p.translates[-1].post_data_json["strokes"]) != 6:
-            assert time.monotonic() < deadline, "no request for the drawing with its hair"
-            p.page.wait_for_timeout(50)
+        after = _add_hair(p, before, [[(0.5 + side * 0.33, 0.2), (0.5 + side * 0.4, 0.45), (0.5 + side * 0.36, 0.65),
+                                       (0.5 + side * 0.42, 0.85)] for side in (-1, 1)])   # long wavy strands
         body = p.translates[-1].post_data_json
-        _, after = _next_result(p, len(p.translates) - 1, before["src"])
         assert body["colors"] == [None, None, None, None, "#e53935", "#e53935"]
         red_ink = p.page.evaluate("""() => {
             const c = document.getElementById('canvas');
@@ -211,16 +218,8 @@ def test_long_hair_drawn_beside_the_face_keeps_the_face_and_changes_the_hair_bes
         draw_face(p)
         before = p.wait_result()
         _shoot(p, "canvas_no_hair.png")
-        n = len(p.translates)
-        for side in (-1, 1):
-            p.mouse_stroke([(0.5 + side * 0.1, 0.15), (0.5 + side * 0.36, 0.3), (0.5 + side * 0.42, 0.6),
-                            (0.5 + side * 0.4, 0.95)])
-        p.wait_strokes(6)
-        deadline = time.monotonic() + 20
-        while len(p.translates) <= n or len(p.translates[-1].post_data_json["strokes"]) != 6:
-            assert time.monotonic() < deadline, "no request for the drawing with its hair"
-            p.page.wait_for_timeout(50)
-        _, after = _next_result(p, len(p.translates) - 1, before["src"])
+        after = _add_hair(p, before, [[(0.5 + side * 0.1, 0.15), (0.5 + side * 0.36, 0.3), (0.5 + side * 0.42, 0.6),
+                                       (0.5 + side * 0.4, 0.95)] for side in (-1, 1)])
         change = np.abs(face_of(before) - face_of(after)).mean(axis=-1)
         s = change.shape[0]
         middle = change[int(0.35 * s):int(0.85 * s), int(0.3 * s):int(0.7 * s)].mean()
@@ -310,6 +309,25 @@ def test_once_the_kid_pauses_the_shown_face_is_swapped_for_the_upscaled_one(brow
                                  ".map((im) => im.naturalWidth)")
         assert thumbs and all(w == 64 for w in thumbs), thumbs
         _shoot(p, "canvas_sharp.png")
+    finally:
+        context.close()
+    assert not p.failed, p.failed
+
+
+def test_on_a_phone_the_swapped_face_fits_its_sharper_screen(browser, base_url):
+    """At 390 x 844 with two device pixels per CSS pixel, the shown face is asked for at 512 px."""
+    context = browser.new_context(viewport=PHONE, device_scale_factor=2)
+    p = Page(context.new_page(), base_url)
+    try:
+        draw_face(p)
+        p.wait_result()
+        deadline = time.monotonic() + 20
+        while (w := p.page.evaluate("document.getElementById('result').naturalWidth")) <= 64:
+            assert time.monotonic() < deadline, "the shown face was never swapped for the upscaled one"
+            p.page.wait_for_timeout(50)
+        frame = p.page.evaluate("document.getElementById('frame').clientWidth")
+        assert w == 512 and frame * 2 > 1.5 * 256, (w, frame)
+        _shoot(p, "canvas_sharp_phone.png", full_page=True)
     finally:
         context.close()
     assert not p.failed, p.failed
