@@ -136,7 +136,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database = await asyncio.to_thread(_open_database, app, settings)
         # Without a database the bundled models serve, and the admin API answers 503 until the
         # database comes back (``_keep_up`` reconnects).
-        watcher = ServingWatcher(app.state.store, app.state.Session if database else None, settings)
+        watcher = ServingWatcher(app.state.store, app.state.Session if database else None, settings,
+                                 upscaler=app.state.upscaler)
         app.state.watcher = watcher
         await asyncio.to_thread(watcher.check)
         await asyncio.to_thread(_warm_photo)

@@ -153,10 +153,12 @@ class ServingWatcher:
     the name says what was refused and what serves instead. A refused choice is tried again when
     its files change on disk, so restoring a damaged file needs no restart."""
 
-    def __init__(self, store: ModelStore, Session: sessionmaker | None, settings: Settings):
+    def __init__(self, store: ModelStore, Session: sessionmaker | None, settings: Settings,
+                 upscaler: "UpscalerSlot | None" = None):
         self.store = store
         self.Session = Session
         self.settings = settings
+        self.upscaler = upscaler   # follows the upscaler's promoted version too
         self.loaded: dict[str, ServingChoice] = {}          # name -> what serves under it
         self.refused: dict[str, tuple[tuple, tuple]] = {}   # name -> (key, files signature) refused
 
@@ -216,6 +218,14 @@ class ServingWatcher:
                 continue
             if self.load(choice):
                 loaded.append(choice.name)
+        if self.upscaler is not None and self.settings.upscaler:
+            if self.Session is None:
+                folder = bundled_choice(self.settings, self.settings.upscaler).folder
+            else:
+                with self.Session() as session:
+                    folder = current_choice(session, self.settings, self.settings.upscaler).folder
+            if self.upscaler.use(folder):
+                loaded.append(self.settings.upscaler)
         return loaded
 
     async def run(self, interval_s: float) -> None:
@@ -241,25 +251,49 @@ class UpscalerSlot:
         self._lock = threading.Lock()
         self._loaded = False
         self.model = None
+        self.folder: Path | None = None
         self.error: str | None = None
+        self._refused: tuple | None = None   # (folder, its files' signature) that would not load
 
     def get(self):
         if self._loaded:
             return self.model
         with self._lock:
             if not self._loaded:
-                name = self.settings.upscaler
-                if name:
-                    from core.upscale import Upscaler
-
-                    try:
-                        self.model = Upscaler(Path(self.settings.models_dir) / name, self.settings.providers,
-                                              self.settings.intra_op_threads)
-                    except (ModelIntegrityError, OSError, ValueError) as exc:
-                        self.error = str(exc)
-                        log.error("the upscaler %s is not used (faces are enlarged with Lanczos): %s", name, exc)
+                if self.settings.upscaler:
+                    self._open(Path(self.settings.models_dir) / self.settings.upscaler)
                 self._loaded = True
         return self.model
+
+    def _open(self, folder: Path) -> bool:
+        """Serve the upscaler in ``folder``; one that will not load is refused (logged) and what
+        served before keeps serving."""
+        from core.upscale import Upscaler
+
+        try:
+            model = Upscaler(folder, self.settings.providers, self.settings.intra_op_threads)
+        except (ModelIntegrityError, OSError, ValueError) as exc:
+            self.error = f"{folder.name}: {exc}"
+            self._refused = (folder, _signature(folder))
+            log.error("the upscaler in %s is not used (%s): %s", folder,
+                      "the one before keeps serving" if self.model is not None else "faces are enlarged with Lanczos",
+                      exc)
+            return False
+        self.model, self.folder, self.error = model, folder, None
+        return True
+
+    def use(self, folder: Path) -> bool:
+        """Follow the serving choice (the promoted version's folder, else the bundled one): load
+        it when it is not the folder that serves; True when it was loaded anew. A folder that was
+        refused is tried again once its files change (restored)."""
+        folder = Path(folder)
+        with self._lock:
+            self._loaded = True
+            if self.folder is not None and folder == self.folder:
+                return False
+            if self._refused == (folder, _signature(folder)):
+                return False
+            return self._open(folder)
 
     def resize(self, faces, size: int) -> tuple[list, str | None]:
         """(the faces as pictures of ``size``, the upscaler's name and version, or None where
@@ -270,6 +304,14 @@ class UpscalerSlot:
         if model is None or model.passes(faces.shape[1], size) == 0:
             return lanczos(faces, size), None
         return model.resize(faces, size), f"{model.name} v{model.manifest.version}"
+
+
+def _signature(folder: Path) -> tuple:
+    """What changes when a folder's files do: their names, sizes and times."""
+    try:
+        return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in Path(folder).iterdir()))
+    except OSError:
+        return ()
 
 
 class PhotoModels:

@@ -216,3 +216,43 @@ def test_the_photo_composite_lays_the_upscaled_face_over_the_photo(data_dir):
         return float(np.abs(np.diff(g, axis=0)).mean() + np.abs(np.diff(g, axis=1)).mean())
 
     assert detail(sharp.composite) > detail(plain.composite)
+
+
+def test_a_promoted_upscaler_serves_and_a_damaged_one_is_refused(tmp_path):
+    """The serving watcher follows the upscaler's promoted version like a drawing model's: a good
+    one serves from the next poll; a damaged one is refused and the one before keeps serving;
+    restored, it serves."""
+    from backend.db import crud
+    from backend.db.session import make_engine, make_sessionmaker, upgrade_database
+    from backend.serving import ModelStore, ServingWatcher, UpscalerSlot
+    from core.manifest import ModelManifest
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'app.db'}", drawing_models=["doodle_encoder"],
+                        model_poll_s=0, providers=["CPUExecutionProvider"])
+    upgrade_database(settings.database_url)
+    Session = make_sessionmaker(make_engine(settings.database_url))
+    slot = UpscalerSlot(settings)
+    watcher = ServingWatcher(ModelStore(default="doodle_encoder"), Session, settings, upscaler=slot)
+    watcher.check()
+    assert slot.folder == SHIPPED and slot.get() is not None
+
+    def promote(version: str) -> Path:
+        folder = tmp_path / "versions" / version
+        shutil.copytree(SHIPPED, folder)
+        with Session() as s:
+            v = crud.create_model_version(s, name="upscaler", version=version, kind="anime-upscaler",
+                                          manifest=ModelManifest.load(folder).model_dump(mode="json"), folder=str(folder))
+            crud.set_active_model_version(s, version_id=v.id)
+        return folder
+
+    good = promote("job1")
+    assert "upscaler" in watcher.check() and slot.folder == good
+    assert watcher.check() == []                       # nothing changed: nothing loaded again
+    bad = promote("job2")
+    graph = bad / "upscaler.onnx"
+    saved = graph.read_bytes()
+    graph.write_bytes(saved[:-10])
+    assert watcher.check() == [] and slot.folder == good and "job2" in slot.error
+    assert watcher.check() == []                       # refused once, not again until its files change
+    graph.write_bytes(saved)
+    assert "upscaler" in watcher.check() and slot.folder == bad and slot.error is None
