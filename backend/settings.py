@@ -31,9 +31,9 @@ class Settings(BaseSettings):
                                description="The drawing model the page and the API use when a request names none.")
     upscaler: str | None = Field(
         "upscaler", min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.-]+$",
-        description="The anime upscaler (a models_dir folder) that enlarges every face asked for larger than its "
-                    "model makes it; Lanczos does the last step to a size that is not a doubling. Empty or "
-                    "'none', missing or damaged: Lanczos all the way.")
+        description="The anime upscaler that enlarges every face asked for larger than its model makes it: its "
+                    "version promoted on the dashboard, else the models_dir folder of this name; Lanczos does the "
+                    "last step to a size that is not a doubling. Empty or 'none', missing or damaged: Lanczos.")
     drawing_models: list[str] = Field(
         default_factory=lambda: ["doodle_encoder", "sketch2anime", "lineart"],
         description="The drawing models the API serves (a JSON list of names of models_dir folders or of their "
