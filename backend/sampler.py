@@ -28,23 +28,11 @@ def model_for(folder: str) -> FaceModel:
         _models.clear()
         settings = get_settings()
         model = FaceModel(Path(folder), settings.providers, settings.intra_op_threads)
-        model.upscaler = _upscaler(settings)
+        from backend.serving import UpscalerSlot
+
+        model.upscaler = UpscalerSlot(settings).get()   # None (Lanczos) where unset or it will not load
         _models[key] = model
     return _models[key]
-
-
-def _upscaler(settings):
-    """The settings' upscaler for the faces, or None (Lanczos) where it is unset or will not load."""
-    if not settings.upscaler:
-        return None
-    from core.manifest import ModelIntegrityError
-    from core.upscale import Upscaler
-
-    try:
-        return Upscaler(Path(settings.models_dir) / settings.upscaler, settings.providers, settings.intra_op_threads)
-    except (ModelIntegrityError, OSError, ValueError) as exc:
-        log.error("the upscaler %s is not used for the random faces (Lanczos is): %s", settings.upscaler, exc)
-        return None
 
 
 def run_sample_request(request_id: int) -> str:

@@ -274,7 +274,7 @@ class UpscalerSlot:
             model = Upscaler(folder, self.settings.providers, self.settings.intra_op_threads)
         except (ModelIntegrityError, OSError, ValueError) as exc:
             self.error = f"{folder.name}: {exc}"
-            self._refused = (folder, _signature(folder))
+            self._refused = (folder, files_signature(folder))
             log.error("the upscaler in %s is not used (%s): %s", folder,
                       "the one before keeps serving" if self.model is not None else "faces are enlarged with Lanczos",
                       exc)
@@ -291,7 +291,7 @@ class UpscalerSlot:
             self._loaded = True
             if self.folder is not None and folder == self.folder:
                 return False
-            if self._refused == (folder, _signature(folder)):
+            if self._refused == (folder, files_signature(folder)):
                 return False
             return self._open(folder)
 
@@ -304,14 +304,6 @@ class UpscalerSlot:
         if model is None or model.passes(faces.shape[1], size) == 0:
             return lanczos(faces, size), None
         return model.resize(faces, size), f"{model.name} v{model.manifest.version}"
-
-
-def _signature(folder: Path) -> tuple:
-    """What changes when a folder's files do: their names, sizes and times."""
-    try:
-        return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in Path(folder).iterdir()))
-    except OSError:
-        return ()
 
 
 class PhotoModels:

@@ -645,20 +645,28 @@ async function sharpen() {
   const size = sharpSize();
   if (!preview.upscaler || !im || im.sharp || size <= preview.size || preview.controller) return;
   const seq = preview.seq;
+  const src = await fetchFace(im.member, size, "?sharp=1");
+  if (!src || seq !== preview.seq) return; // failed (the quick face stays), or the drawing changed
+  im.sharp = src;
+  im.sharpSize = size;
+  if (preview.selected === im.member) el.result.src = im.sharp;
+}
+
+/** One variation of the drawing at ``size`` px, as a data URL; null when the server cannot say. */
+async function fetchFace(member, size, query = "") {
   try {
-    const response = await fetch(`${API_TRANSLATE}?sharp=1`, {
+    const response = await fetch(`${API_TRANSLATE}${query}`, {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify({ ...translateBody(), member: im.member, size }),
+      body: JSON.stringify({ ...translateBody(), member, size }),
     });
-    if (!response.ok || seq !== preview.seq) return;
+    if (!response.ok) return null;
     const data = await response.json();
-    const big = data && Array.isArray(data.images) && data.images[0];
-    if (!big || !big.png_base64 || seq !== preview.seq) return;
-    im.sharp = `data:image/png;base64,${big.png_base64}`;
-    im.sharpSize = size;
-    if (preview.selected === im.member) el.result.src = im.sharp;
-  } catch { /* the quick face stays */ }
+    const face = data && Array.isArray(data.images) && data.images[0];
+    return face && face.png_base64 ? `data:image/png;base64,${face.png_base64}` : null;
+  } catch {
+    return null;
+  }
 }
 
 function showSelected() {
@@ -769,18 +777,8 @@ async function downloadSelected() {
   let src = im.sharpSize >= SAVE_SIZE ? im.sharp : im.src;
   if (preview.upscaler && !(im.sharpSize >= SAVE_SIZE)) {
     el.download.disabled = true;
-    try {
-      const response = await fetch(API_TRANSLATE, {
-        method: "POST",
-        headers: { "Content-Type": "application/json", Accept: "application/json" },
-        body: JSON.stringify({ ...translateBody(), member: im.member, size: SAVE_SIZE }),
-      });
-      const data = response.ok ? await response.json() : null;
-      const big = data && Array.isArray(data.images) && data.images[0];
-      if (big && big.png_base64) src = `data:image/png;base64,${big.png_base64}`;
-    } catch { /* the face on screen will do */ } finally {
-      el.download.disabled = false;
-    }
+    src = (await fetchFace(im.member, SAVE_SIZE)) || src; // else the face on screen will do
+    el.download.disabled = false;
   }
   const picture = new Image();
   picture.onload = () => {
